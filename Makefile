@@ -1,0 +1,22 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test bench
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Separate the bundled demo song with the default model; stems and a figure go to separated/.
+demo: $(STAMP)
+	$(PY) -m convsep demo -o separated
+
+## The whole test suite (about 10 minutes on 2 cores).
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(PY) benchmarks/separation_speed.py

@@ -1,0 +1,5 @@
+import sys
+
+from convsep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,54 @@
+"""Command line: ``convsep <command> ...``. Each command lives in its own module under
+convsep/cli/ and only parses arguments and calls the Python API.
+
+Every command module defines ``register(subparsers)`` which adds its parser and sets
+``func`` to a handler ``handler(args) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from convsep.errors import ConvSepError
+
+COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convsep",
+        description="Fast convolutional music source separation: vocals, drums, bass, other.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"convsep.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"convsep.cli.{name}":
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        import convsep
+
+        print(f"convsep {convsep.__version__}")
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConvSepError as exc:
+        print(f"convsep {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"convsep {args.command}: interrupted", file=sys.stderr)
+        return 130

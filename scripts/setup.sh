@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up convsep on a fresh machine: system packages (ffmpeg, a General MIDI SoundFont),
+# a virtual environment in .venv with the CPU build of torch, and convsep with its extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+need_apt=()
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+[ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need_apt+=(fluid-soundfont-gm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]} with apt-get"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: warning: please install ${need_apt[*]} (needed for mp4/m4a input and the synthetic corpus)" >&2
+  fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# A plain `pip install torch` pulls a multi-GB CUDA build; take the CPU build unless a torch is present.
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  "$PY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
+fi
+"$PY" -m pip install -q -e ".[dev]"
+"$PY" -m pip install -q --no-deps tinysoundfont
+echo "setup: done ($("$PY" -c 'import torch, convsep; print("torch", torch.__version__, "convsep", convsep.__version__)'))"
