@@ -1,0 +1,124 @@
+"""Random excerpts from a DeviceCache, drawn and augmented as whole batches on its device.
+
+Tracks are picked with probability proportional to their number of excerpt start positions
+(``length - excerpt + 1``), then the start is uniform within the track: every excerpt of the
+split is equally likely. Tracks shorter than one excerpt are never picked.
+"""
+from __future__ import annotations
+
+import torch
+
+from convsep.data.augment import AugmentConfig, augment, mixture_db
+from convsep.data.cache import INT16_MAX, DeviceCache
+from convsep.errors import ConvSepError
+
+
+class ExcerptSampler:
+    """Batches of augmented source excerpts: ``sample()`` -> float32 (B, 4, 2, excerpt_samples).
+
+    The mixture of a batch is ``sources.sum(1)``. ``generator`` (a torch.Generator on the
+    cache's device, or an int seed) supplies every random draw, so equal seeds give equal
+    batches and ``state_dict()``/``load_state_dict()`` resume a sequence exactly.
+    """
+
+    def __init__(
+        self,
+        cache: DeviceCache,
+        excerpt_samples: int,
+        batch_size: int,
+        augment: AugmentConfig | None = None,
+        generator: torch.Generator | int | None = None,
+    ):
+        if excerpt_samples < 1 or batch_size < 1:
+            raise ConvSepError(
+                f"excerpt length and batch size must be positive, got {excerpt_samples} and {batch_size}"
+            )
+        self.cache = cache
+        self.excerpt_samples = int(excerpt_samples)
+        self.batch_size = int(batch_size)
+        self.augment = augment if augment is not None else AugmentConfig()
+        device = cache.device
+        if generator is None or isinstance(generator, int):
+            seed = generator
+            generator = torch.Generator(device=device)
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+        if generator.device.type != device.type:
+            raise ConvSepError(f"the sampler's generator is on {generator.device}, its data on {device}; use one device")
+        self.generator = generator
+
+        starts = (cache.lengths - self.excerpt_samples + 1).clamp_min(0)
+        if int(starts.sum()) == 0:
+            longest = int(cache.lengths.max()) / cache.rate
+            raise ConvSepError(
+                f"excerpts of {self.excerpt_samples / cache.rate:.2f} s are longer than every track "
+                f"(longest {longest:.2f} s); use shorter excerpts"
+            )
+        self._starts = starts
+        self._weights = starts.double() / starts.sum()
+        self._offsets = cache.offsets
+        self._scales = cache.scales / INT16_MAX
+        self._num_sources = cache.audio.shape[0]
+        self._arange = torch.arange(self.excerpt_samples, device=device)
+        self._source_index = torch.arange(self._num_sources, device=device)[None, :, None]
+
+    @property
+    def device(self) -> torch.device:
+        return self.cache.device
+
+    def _positions(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track index and start within the track, both int64 (n, S)."""
+        S, g = self._num_sources, self.generator
+        track = torch.multinomial(self._weights, n * S, replacement=True, generator=g).view(n, S)
+        u = torch.rand((n, S), generator=g, device=self.device, dtype=torch.float64)
+        count = self._starts[track]
+        start = (u * count).long().minimum(count - 1)
+        cfg = self.augment
+        if cfg.cross_song and cfg.cross_song_p > 0:
+            cross = (torch.rand((n,), generator=g, device=self.device) < cfg.cross_song_p)[:, None]
+            track = torch.where(cross, track, track[:, :1])
+            start = torch.where(cross, start, start[:, :1])
+        else:
+            track = track[:, :1].expand(n, S)
+            start = start[:, :1].expand(n, S)
+        return track, start
+
+    def excerpts(self, track: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """Gather float32 (n, S, 2, L) excerpts: source s of item i from ``track[i, s]`` at ``start[i, s]``."""
+        index = (self._offsets[track] + start)[..., None] + self._arange  # (n, S, L)
+        raw = self.cache.audio[self._source_index, :, index]  # (n, S, L, C)
+        out = raw.permute(0, 1, 3, 2).to(torch.float32, memory_format=torch.contiguous_format)
+        return out.mul_(self._scales[track][:, :, None, None])
+
+    def _draw(self, n: int) -> torch.Tensor:
+        return augment(self.excerpts(*self._positions(n)), self.augment, self.generator)
+
+    def sample(self) -> torch.Tensor:
+        """One batch of augmented sources, float32 (B, S, 2, L) on the cache's device."""
+        x = self._draw(self.batch_size)
+        cfg = self.augment
+        if cfg.silence_rejection:
+            for _ in range(cfg.max_redraws):
+                silent = mixture_db(x) < cfg.silence_threshold_db
+                if not bool(silent.any()):
+                    break
+                rows = silent.nonzero().squeeze(1)
+                x[rows] = self._draw(rows.numel())
+        return x
+
+    def __iter__(self):
+        while True:
+            yield self.sample()
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.get_state(),
+            "excerpt_samples": self.excerpt_samples,
+            "batch_size": self.batch_size,
+            "augment": self.augment.to_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,119 @@
+"""Shared fixtures: tiny multitrack datasets made of numpy tones and noise.
+
+- ``make_hq_dataset(root, tracks, ...)``: MUSDB18-HQ layout, ``ROOT/<subset>/<track>/
+  {mixture,vocals,drums,bass,other}.wav``; returns {(subset, track): float32 (4, 2, samples)}.
+- ``make_stems_folder(root, tracks, ...)``: folder-of-stems layout, ``ROOT/<track>/<source>.<ext>``
+  with any subset of the sources; returns {track: float32 (4, 2, samples)} (missing sources zero).
+- ``hq_dataset`` / ``stems_folder``: ready-made session-wide examples of each (do not modify).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SOURCE_NAMES = ("vocals", "drums", "bass", "other")
+BASE_FREQS = {"vocals": 440.0, "drums": 0.0, "bass": 80.0, "other": 660.0}
+
+
+def synth_sources(seed: int, samples: int, rate: int = 44100, amplitude: float = 0.2) -> np.ndarray:
+    """float32 (4, 2, samples): tones for vocals/bass/other and decaying noise bursts for drums."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / rate
+    out = np.zeros((4, 2, samples), dtype=np.float32)
+    for i, name in enumerate(SOURCE_NAMES):
+        for c in range(2):
+            if name == "drums":
+                env = np.exp(-((t * 4.0) % 1.0) * 12.0)
+                sig = env * rng.standard_normal(samples)
+            else:
+                f = BASE_FREQS[name] * (1.0 + 0.05 * seed) * (1.0 + 0.01 * c)
+                sig = np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+                sig += 0.05 * rng.standard_normal(samples)
+            out[i, c] = amplitude * sig / max(1e-9, np.max(np.abs(sig)))
+    return out
+
+
+def _write(path: Path, audio: np.ndarray, rate: int) -> None:
+    """audio: (channels, samples)."""
+    subtype = "FLOAT" if path.suffix == ".wav" else None
+    sf.write(str(path), audio.T, rate, subtype=subtype)
+
+
+@pytest.fixture(scope="session")
+def make_hq_dataset():
+    def make(
+        root: Path,
+        tracks: dict[tuple[str, str], float] | None = None,
+        rate: int = 44100,
+        seed: int = 0,
+        mixture: bool = True,
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """tracks: {(subset, name): seconds}."""
+        tracks = tracks or {("train", "Alpha - Tones"): 1.0, ("test", "Gamma - Tones"): 1.0}
+        out = {}
+        for k, ((subset, name), seconds) in enumerate(sorted(tracks.items())):
+            folder = Path(root) / subset / name
+            folder.mkdir(parents=True, exist_ok=True)
+            audio = synth_sources(seed + k, int(round(seconds * rate)), rate)
+            for i, source in enumerate(SOURCE_NAMES):
+                _write(folder / f"{source}.wav", audio[i], rate)
+            if mixture:
+                _write(folder / "mixture.wav", audio.sum(0), rate)
+            out[(subset, name)] = audio
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_stems_folder():
+    def make(
+        root: Path,
+        tracks: dict[str, tuple[str, ...]] | None = None,
+        seconds: float = 1.0,
+        rate: int = 44100,
+        ext: str = "wav",
+        seed: int = 100,
+    ) -> dict[str, np.ndarray]:
+        """tracks: {name: sources present}."""
+        tracks = tracks or {"song_a": SOURCE_NAMES, "song_b": ("vocals", "bass")}
+        out = {}
+        for k, (name, present) in enumerate(sorted(tracks.items())):
+            folder = Path(root) / name
+            folder.mkdir(parents=True, exist_ok=True)
+            audio = synth_sources(seed + k, int(round(seconds * rate)), rate)
+            for i, source in enumerate(SOURCE_NAMES):
+                if source in present:
+                    _write(folder / f"{source}.{ext}", audio[i], rate)
+                else:
+                    audio[i] = 0.0
+            out[name] = audio
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def hq_dataset(tmp_path_factory, make_hq_dataset) -> Path:
+    """MUSDB18-HQ layout: two train tracks (one in musdb's validation list) and one test track."""
+    root = tmp_path_factory.mktemp("musdb18hq")
+    make_hq_dataset(
+        root,
+        {
+            ("train", "Actions - One Minute Smile"): 1.0,
+            ("train", "Alpha - Tones"): 1.5,
+            ("test", "Gamma - Tones"): 1.0,
+        },
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def stems_folder(tmp_path_factory, make_stems_folder) -> Path:
+    """Folder-of-stems layout: song_a with all four sources, song_b with vocals and bass only."""
+    root = tmp_path_factory.mktemp("stems")
+    make_stems_folder(root)
+    return root
