@@ -1,2 +1,13 @@
-"""convsep: fast convolutional music source separation (vocals, drums, bass, other)."""
+"""convsep: fast convolutional music source separation (vocals, drums, bass, other).
+
+    import convsep
+    stems = convsep.separate(waveform, 44100)             # {"vocals": (2, n), ...}
+    convsep.separate_file("song.mp3", "separated/")       # separated/song/vocals.wav ...
+"""
 __version__ = "0.1.0"
+
+from convsep.api import separate, separate_file  # noqa: E402
+from convsep.errors import ConvSepError  # noqa: E402
+from convsep.separate import Separator  # noqa: E402
+
+__all__ = ["ConvSepError", "Separator", "separate", "separate_file", "__version__"]

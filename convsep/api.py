@@ -1,0 +1,128 @@
+"""The Python API: ``convsep.separate`` for arrays and ``convsep.separate_file`` for files."""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soxr
+import torch
+from tqdm import tqdm
+
+from convsep.audio import SAMPLE_RATE, AtomicAudioWriter, AudioReader, track_name
+from convsep.errors import ConvSepError
+from convsep.separate import Separator, plan_outputs
+
+MIN_SAMPLES = 1024  # one STFT window (23 ms at 44.1 kHz): shorter input is refused
+
+
+def get_separator(model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
+                  stems: Sequence[str] | None = None, two_stems: str | None = None,
+                  **kwargs) -> Separator:
+    """A Separator for a model file, a bundled model name, or None (the default model),
+    writing the requested stems."""
+    separator = model if isinstance(model, Separator) else Separator.load(model, device=device, **kwargs)
+    if stems or two_stems:
+        separator = copy.copy(separator)
+        separator.outputs = plan_outputs(separator.sources, stems, two_stems)
+    return separator
+
+
+def separate(waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE,
+             model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
+             stems: Sequence[str] | None = None, two_stems: str | None = None) -> dict[str, torch.Tensor]:
+    """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at ``rate``."""
+    separator = get_separator(model, device, stems, two_stems)
+    length = np.asarray(waveform.shape)[-1]
+    if length < MIN_SAMPLES * rate / SAMPLE_RATE:
+        raise ConvSepError(f"waveform too short to separate: {length} samples "
+                           f"(needs at least {MIN_SAMPLES} samples at 44.1 kHz, 23 ms)")
+    return separator(waveform, rate)
+
+
+@dataclass
+class FileResult:
+    input: Path
+    stems: dict[str, Path]
+    seconds: float           # duration of the input
+    elapsed: float           # wall-clock seconds to decode, separate and write
+    clipped: dict[str, int] = field(default_factory=dict)
+
+
+def output_paths(path: Path, outdir: Path, names: Sequence[str], ext: str,
+                 track: str | None = None) -> dict[str, Path]:
+    folder = Path(outdir) / (track or track_name(Path(path)))
+    return {name: folder / f"{name}.{ext}" for name in names}
+
+
+def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separated",
+                  model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
+                  stems: Sequence[str] | None = None, two_stems: str | None = None,
+                  ext: str = "wav", bits: str = "16", keep_rate: bool = False,
+                  overwrite: bool = False, progress: bool = True,
+                  track: str | None = None) -> FileResult:
+    """Separates one file into ``outdir/<track>/<stem>.<ext>``.
+
+    ``track`` names the output folder (default: the file name without its extension).
+    Decoding, separation and writing are streamed, so memory does not grow with the file's
+    length. Stems are written under temporary names and renamed at the end: an error leaves
+    no partial output and never touches existing files unless ``overwrite``.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    separator = get_separator(model, device, stems, two_stems)
+    reader = AudioReader(path, SAMPLE_RATE, separator.config.channels)
+    targets = output_paths(path, Path(outdir), separator.output_names, ext, track)
+    folder = next(iter(targets.values())).parent
+    if any(t.resolve() == path.resolve() for t in targets.values()):
+        raise ConvSepError(f"{path}: output would overwrite the input; choose another -o")
+    existing = [str(t) for t in targets.values() if t.exists()]
+    if existing and not overwrite:
+        raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
+    out_rate = reader.info.rate if keep_rate else SAMPLE_RATE
+    created_folder = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvSepError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
+    channels = separator.config.channels
+    writers: dict[str, AtomicAudioWriter] = {}
+    try:
+        for name, target in targets.items():
+            writers[name] = AtomicAudioWriter(target, out_rate, channels, ext, bits)
+        resamplers = {name: soxr.ResampleStream(SAMPLE_RATE, out_rate, channels, dtype="float32", quality="HQ")
+                      for name in targets} if out_rate != SAMPLE_RATE else None
+        total = 0
+        bar = tqdm(total=reader.info.seconds, unit="s", disable=not progress, leave=False,
+                   desc=track_name(path)[:30], bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+        with bar:
+            for chunk in separator.stream(reader.chunks()):
+                total += chunk.shape[-1]
+                for (name, writer), stem in zip(writers.items(), chunk.numpy()):
+                    if resamplers:
+                        stem = resamplers[name].resample_chunk(np.ascontiguousarray(stem.T)).T
+                    writer.write(stem)
+                bar.update(chunk.shape[-1] / SAMPLE_RATE)
+        if total < MIN_SAMPLES:
+            raise ConvSepError(f"{path}: too short to separate: {total} samples at 44.1 kHz "
+                               f"(needs at least {MIN_SAMPLES}, 23 ms)")
+        if resamplers:
+            for name, writer in writers.items():
+                writer.write(resamplers[name].resample_chunk(np.zeros((0, channels), "float32"), last=True).T)
+        for writer in writers.values():
+            writer.commit()
+    except BaseException:
+        for writer in writers.values():
+            writer.discard()
+        if created_folder:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    return FileResult(path, targets, total / SAMPLE_RATE, time.perf_counter() - started,
+                      {name: w.clipped for name, w in writers.items()})

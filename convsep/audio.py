@@ -1,0 +1,276 @@
+"""Reading and writing audio: formats, resampling to the model rate, channel policy.
+
+Everything returned here is float32 with shape (channels, samples). Files that soundfile
+reads (wav, flac, ogg, mp3, aiff) are read in chunks, so a long file never has to be in
+memory at once; other containers (m4a, aac, mp4, the mixture stream of a ``.stem.mp4``)
+are decoded by ffmpeg through a pipe.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from convsep.errors import ConvSepError
+
+SAMPLE_RATE = 44100
+MIN_RATE, MAX_RATE = 8000, 192000
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
+FFMPEG_SUFFIXES = {".m4a", ".aac", ".mp4", ".m4b", ".opus", ".webm", ".wma", ".mkv", ".mka", ".ac3"}
+AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | FFMPEG_SUFFIXES
+WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    rate: int
+    channels: int
+    frames: int | None  # None when the container does not say (some ffmpeg streams)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.frames is None else self.frames / self.rate
+
+
+def is_audio_path(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def track_name(path: Path) -> str:
+    """``song.stem.mp4`` -> ``song``; ``song.wav`` -> ``song``."""
+    name = path.name
+    for suffix in (".stem.mp4", ".stem.m4a"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ConvSepError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConvSepError(f"{path}: is a directory, expected an audio file")
+    if path.stat().st_size == 0:
+        raise ConvSepError(f"{path}: file is empty (0 bytes)")
+
+
+def _ffmpeg_tools() -> tuple[str, str]:
+    ffmpeg, ffprobe = shutil.which("ffmpeg"), shutil.which("ffprobe")
+    if not ffmpeg or not ffprobe:
+        raise ConvSepError("reading this format needs ffmpeg, which is not installed "
+                           "(Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)")
+    return ffmpeg, ffprobe
+
+
+def _probe_ffmpeg(path: Path) -> AudioInfo:
+    _, ffprobe = _ffmpeg_tools()
+    cmd = [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=sample_rate,channels,duration", "-of", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    streams = json.loads(proc.stdout or "{}").get("streams", []) if proc.returncode == 0 else []
+    if not streams:
+        raise ConvSepError(f"{path}: not a readable audio file (ffmpeg found no audio stream)")
+    stream = streams[0]
+    rate, channels = int(stream.get("sample_rate", 0)), int(stream.get("channels", 0))
+    duration = stream.get("duration")
+    frames = int(round(float(duration) * rate)) if duration not in (None, "N/A") else None
+    return AudioInfo(path, rate, channels, frames)
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Rate, channels and length of an audio file, without decoding it."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        result = AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        if path.suffix.lower() in SOUNDFILE_SUFFIXES and path.suffix.lower() != ".mp3":
+            raise ConvSepError(f"{path}: not a readable audio file ({_short(exc)})") from None
+        result = _probe_ffmpeg(path)
+    if not MIN_RATE <= result.rate <= MAX_RATE:
+        raise ConvSepError(f"{path}: sample rate {result.rate} Hz is outside the supported "
+                           f"{MIN_RATE}-{MAX_RATE} Hz")
+    if result.channels < 1:
+        raise ConvSepError(f"{path}: the file has no audio channels")
+    return result
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+
+
+def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            while True:
+                data = handle.read(block, dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    return
+                yield data.T
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise ConvSepError(f"{path}: corrupt or truncated audio ({_short(exc)})") from None
+
+
+def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int) -> Iterator[np.ndarray]:
+    ffmpeg, _ = _ffmpeg_tools()
+    cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0",
+           "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    frame_bytes = 4 * info.channels
+    try:
+        while True:
+            raw = proc.stdout.read(block * frame_bytes)
+            if not raw:
+                break
+            usable = len(raw) - len(raw) % frame_bytes
+            yield np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, info.channels).T.copy()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise ConvSepError(f"{path}: ffmpeg could not decode it ({err.splitlines()[-1] if err else 'error'})")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def adapt_channels(audio: np.ndarray, channels: int, name: str = "input") -> np.ndarray:
+    """Channel policy: (c, n) -> (channels, n). Mono is duplicated, stereo to mono is the
+    mean, more than two channels keep the first two (the caller is warned once)."""
+    have = audio.shape[0]
+    if have == channels:
+        return audio
+    if channels == 1:
+        return audio[:2].mean(axis=0, keepdims=True)
+    if have == 1:
+        return np.repeat(audio, channels, axis=0)
+    return audio[:channels]
+
+
+class AudioReader:
+    """Streams a file as float32 (channels, n) chunks at ``rate`` with the channel policy
+    applied, refusing NaN/Inf samples. ``info`` describes the file as stored."""
+
+    def __init__(self, path: str | os.PathLike, rate: int = SAMPLE_RATE, channels: int = 2):
+        self.path = Path(path)
+        self.info = probe(self.path)
+        self.rate = rate
+        self.channels = channels
+        if self.info.frames == 0:
+            raise ConvSepError(f"{self.path}: the audio has no samples (zero length)")
+        if self.info.channels > 2 and channels >= 2:
+            warnings.warn(f"{self.path}: {self.info.channels} channels, using the first two", stacklevel=2)
+
+    def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
+        use_soundfile = True
+        try:
+            sf.info(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, TypeError):
+            use_soundfile = False
+        source = (_soundfile_chunks(self.path, block) if use_soundfile
+                  else _ffmpeg_chunks(self.path, self.info, block))
+        resampler = None
+        if self.info.rate != self.rate:
+            resampler = soxr.ResampleStream(self.info.rate, self.rate, min(self.info.channels, 2),
+                                            dtype="float32", quality="HQ")
+        for chunk in source:
+            chunk = chunk[:2]
+            if not np.isfinite(chunk).all():
+                raise ConvSepError(f"{self.path}: the audio contains NaN or infinite samples")
+            if resampler is not None:
+                chunk = resampler.resample_chunk(np.ascontiguousarray(chunk.T)).T
+            if chunk.shape[1]:
+                yield adapt_channels(np.ascontiguousarray(chunk), self.channels)
+        if resampler is not None:
+            tail = resampler.resample_chunk(np.zeros((0, min(self.info.channels, 2)), "float32"), last=True).T
+            if tail.shape[1]:
+                yield adapt_channels(np.ascontiguousarray(tail), self.channels)
+
+
+def read_audio(path: str | os.PathLike, rate: int = SAMPLE_RATE, channels: int = 2) -> np.ndarray:
+    """The whole file as float32 (channels, samples) at ``rate``."""
+    reader = AudioReader(path, rate, channels)
+    parts = list(reader.chunks())
+    if not parts:
+        raise ConvSepError(f"{path}: the audio has no samples (zero length)")
+    return np.concatenate(parts, axis=1)
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """(channels, n) at rate_in -> (channels, m) at rate_out (soxr, high quality)."""
+    if rate_in == rate_out:
+        return audio
+    if not MIN_RATE <= rate_in <= MAX_RATE:
+        raise ConvSepError(f"sample rate {rate_in} Hz is outside the supported {MIN_RATE}-{MAX_RATE} Hz")
+    out = soxr.resample(np.ascontiguousarray(audio.T, dtype=np.float32), rate_in, rate_out, quality="HQ")
+    return np.ascontiguousarray(out.T)
+
+
+def check_waveform(audio: np.ndarray, name: str = "input") -> None:
+    """Refuses empty audio and NaN/Inf samples with a one-line message."""
+    if audio.ndim != 2:
+        raise ConvSepError(f"{name}: expected a (channels, samples) array, got shape {tuple(audio.shape)}")
+    if audio.shape[1] == 0:
+        raise ConvSepError(f"{name}: the audio has no samples (zero length)")
+    if not np.isfinite(audio).all():
+        raise ConvSepError(f"{name}: the audio contains NaN or infinite samples")
+
+
+class AtomicAudioWriter:
+    """Writes a file in chunks under a temporary name; ``commit()`` renames it into place,
+    ``discard()`` removes it. Counts samples that clip in integer formats."""
+
+    def __init__(self, path: Path, rate: int, channels: int, ext: str = "wav", bits: str = "16"):
+        if ext not in WRITE_FORMATS:
+            raise ConvSepError(f"unsupported output format {ext!r}; use one of {', '.join(WRITE_FORMATS)}")
+        if bits not in BIT_DEPTHS:
+            raise ConvSepError(f"unsupported bit depth {bits!r}; use one of {', '.join(BIT_DEPTHS)}")
+        if ext == "flac" and bits == "32f":
+            raise ConvSepError("flac cannot store float samples; use --bits 16 or 24, or --ext wav")
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.float_output = bits == "32f"
+        self.clipped = 0
+        self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
+                                  format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
+
+    def write(self, audio: np.ndarray) -> None:
+        """audio: (channels, n) float."""
+        if not self.float_output:
+            self.clipped += int(np.count_nonzero(np.abs(audio) > 1.0))
+        self._file.write(np.ascontiguousarray(audio.T, dtype=np.float32))
+
+    def commit(self) -> None:
+        self._file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, rate: int = SAMPLE_RATE,
+                bits: str = "16", ext: str | None = None) -> int:
+    """Writes (channels, samples) atomically; returns the number of clipped samples."""
+    path = Path(path)
+    writer = AtomicAudioWriter(path, rate, audio.shape[0], ext or path.suffix.lstrip(".").lower(), bits)
+    try:
+        writer.write(audio)
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.clipped

@@ -1,0 +1,122 @@
+"""``convsep separate IN... [-m MODEL] [-o OUTDIR] ...``"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from convsep.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
+from convsep.errors import ConvSepError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("separate", help="split audio files into vocals, drums, bass, other",
+                              description="Split audio files (or folders of them) into stems: "
+                                          "OUTDIR/<track>/<stem>.<ext>.")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders (searched recursively)")
+    p.add_argument("-m", "--model", default=None, help="model file or bundled model name (default: the bundled default model)")
+    p.add_argument("-o", "--outdir", default="separated", help="output folder (default: separated)")
+    p.add_argument("--stems", default=None, help="comma-separated subset of stems to write, e.g. vocals,drums")
+    p.add_argument("--two-stems", default=None, metavar="STEM", help="write STEM and no_STEM (the rest of the mix)")
+    p.add_argument("--ext", choices=sorted(WRITE_FORMATS), default="wav", help="output format (default: wav)")
+    p.add_argument("--bits", choices=list(BIT_DEPTHS), default="16", help="16, 24 or 32f (float, never clips); default 16")
+    p.add_argument("--keep-rate", action="store_true", help="write stems at the input's sample rate (default: 44100 Hz)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output stems")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=handler)
+
+
+def collect_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
+    """(file, track name) for every input; folders are searched recursively. A file named
+    ``mixture.*`` (MUSDB18-HQ layout) takes its folder's name."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p))
+            if not found:
+                raise ConvSepError(f"{path}: folder contains no audio files")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConvSepError(f"{path}: no such file or folder")
+    pairs = []
+    for path in dict.fromkeys(files):
+        name = track_name(path)
+        pairs.append((path, path.parent.name if name == "mixture" and path.parent.name else name))
+    names = [n for _, n in pairs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ConvSepError(f"several inputs would write to the same output folder {clashes[0]!r}; "
+                           "separate them in separate runs or rename them")
+    return pairs
+
+
+_worker_separator = None
+
+
+def _init_worker(options: dict, threads: int) -> None:
+    import torch
+
+    from convsep.api import get_separator
+
+    global _worker_separator
+    torch.set_num_threads(threads)
+    _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"])
+
+
+def _separate_one(path: Path, track: str, options: dict):
+    from convsep.api import separate_file
+
+    try:
+        return separate_file(path, options["outdir"], _worker_separator, ext=options["ext"],
+                             bits=options["bits"], keep_rate=options["keep_rate"],
+                             overwrite=options["overwrite"], progress=options["progress"], track=track)
+    except ConvSepError as exc:
+        return exc
+
+
+def handler(args: argparse.Namespace) -> int:
+    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
+    if stems and args.two_stems:
+        raise ConvSepError("use either --stems or --two-stems, not both")
+    if args.jobs < 1:
+        raise ConvSepError("--jobs must be at least 1")
+    pairs = collect_inputs(args.inputs)
+    options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems,
+                   outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
+                   overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
+    started = time.perf_counter()
+    jobs = min(args.jobs, len(pairs))
+    if jobs == 1:
+        _init_worker(options, max(1, __import__("torch").get_num_threads()))
+        results = [_separate_one(path, track, options) for path, track in pairs]
+    else:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(options, threads)) as pool:
+            results = list(pool.map(_separate_one, *zip(*pairs), [options] * len(pairs)))
+    failed, seconds = 0, 0.0
+    for (path, _), result in zip(pairs, results):
+        if isinstance(result, ConvSepError):
+            failed += 1
+            print(f"convsep separate: error: {result}", file=sys.stderr)
+            continue
+        seconds += result.seconds
+        for name, count in result.clipped.items():
+            if count:
+                print(f"convsep separate: warning: {result.stems[name]}: {count} samples clipped "
+                      "(use --bits 32f to keep them)", file=sys.stderr)
+        print(f"{path} -> {result.stems[next(iter(result.stems))].parent}/ "
+              f"({result.seconds:.1f} s in {result.elapsed:.1f} s)")
+    elapsed = time.perf_counter() - started
+    done = len(pairs) - failed
+    speed = f", {seconds / elapsed:.1f}x real time" if seconds and elapsed else ""
+    print(f"separated {done} of {len(pairs)} file(s): {seconds:.1f} s of audio in {elapsed:.1f} s"
+          f"{speed} -> {args.outdir}" + (f"; {failed} failed" if failed else ""))
+    return 1 if failed else 0

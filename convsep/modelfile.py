@@ -1,0 +1,102 @@
+"""Model files: one file holds a model's config, weights and metadata.
+
+A file is a ``torch.save`` of a plain dict (loaded with ``weights_only=True``, so loading
+runs no code from the file): {"format": "convsep-model", "version": 1, "config": {...},
+"state_dict": {...}, "metadata": {...}}. Metadata says what the model was trained on, for
+how many steps, and its scores.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from convsep.errors import ConvSepError
+from convsep.models import ConvSep, ConvSepConfig
+
+FORMAT = "convsep-model"
+VERSION = 1
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+DEFAULT_MODEL = "default"
+
+
+def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
+    """A path, or the name of a model bundled in convsep/pretrained (None: the default)."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    bundled = PRETRAINED_DIR / f"{name_or_path}.pt"
+    if str(name_or_path) and "/" not in str(name_or_path) and bundled.exists():
+        return bundled
+    if str(name_or_path) == DEFAULT_MODEL:
+        raise ConvSepError("no default model is bundled with this installation; pass -m MODEL.pt")
+    bundled_names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+    hint = f" (bundled models: {', '.join(bundled_names)})" if bundled_names else ""
+    raise ConvSepError(f"{name_or_path}: no such model file{hint}")
+
+
+def save_model(path: str | os.PathLike, model: ConvSep, metadata: dict | None = None) -> Path:
+    """Writes the model file atomically (temporary name, then rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConvSepError(f"{path}: could not write ({exc.strerror or exc})") from None
+
+
+def read_model_file(path: str | os.PathLike | None) -> dict:
+    """The checked payload of a model file (see the module docstring)."""
+    path = resolve_model_path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError,
+            OSError, AttributeError, TypeError) as exc:
+        raise ConvSepError(f"{path}: damaged or not a convsep model file "
+                           f"({str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ConvSepError(f"{path}: not a convsep model file")
+    if payload.get("version") != VERSION:
+        raise ConvSepError(f"{path}: model file version {payload.get('version')} is not supported "
+                           f"by this convsep (expects {VERSION})")
+    payload["path"] = str(path)
+    return payload
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[ConvSep, dict]:
+    """(model in eval mode, metadata) from a model file or a bundled model's name."""
+    payload = read_model_file(path)
+    config = ConvSepConfig.from_dict(payload["config"])
+    model = ConvSep(config)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ConvSepError(f"{payload['path']}: weights do not match the model config "
+                           f"({str(exc).strip().splitlines()[0][:120]})") from None
+    model.eval()
+    return model, payload.get("metadata", {})

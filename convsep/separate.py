@@ -1,0 +1,222 @@
+"""Separator: chunked, batched inference with exact streaming.
+
+The input is processed in segments of frames whose block grid is aligned with the grid of
+the whole signal; each segment reads ``margin`` frames of context on both sides (enough for
+every block that touches its core frames), and the ISTFT is an overlap-add whose tail is
+carried to the next segment. So the output of any chunking equals whole-signal processing
+(to float rounding), and memory depends on the segment length, not on the song's length.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from convsep.audio import SAMPLE_RATE, adapt_channels, check_waveform, resample
+from convsep.errors import ConvSepError
+from convsep.masks import soft_masks
+from convsep.modelfile import load_model
+from convsep.models import ConvSep
+from convsep.spectral import STFT, block_weights, overlap_add, to_blocks
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output stem: the sum of the listed sources (indices into the model's sources)."""
+    name: str
+    sources: tuple[int, ...]
+
+
+def plan_outputs(sources: Sequence[str], stems: Sequence[str] | None = None,
+                 two_stems: str | None = None) -> list[Output]:
+    """Which stems to write: all sources, a subset (``stems``), or ``two_stems`` = X giving
+    X and no_X (the sum of the other sources, so the two add up to the mixture)."""
+    index = {name: i for i, name in enumerate(sources)}
+    if two_stems is not None:
+        if two_stems not in index:
+            raise ConvSepError(f"--two-stems: unknown source {two_stems!r}; the model has {', '.join(sources)}")
+        rest = tuple(i for i in range(len(sources)) if i != index[two_stems])
+        return [Output(two_stems, (index[two_stems],)), Output(f"no_{two_stems}", rest)]
+    if stems:
+        unknown = [s for s in stems if s not in index]
+        if unknown:
+            raise ConvSepError(f"unknown stem(s) {', '.join(unknown)}; the model has {', '.join(sources)}")
+        return [Output(s, (index[s],)) for s in dict.fromkeys(stems)]
+    return [Output(name, (i,)) for i, name in enumerate(sources)]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConvSepError("--device cuda was asked for but no CUDA GPU is available to torch")
+    return device
+
+
+class Separator:
+    """Holds a ConvSep model and its STFT; turns mixtures into stems.
+
+    ``separator(waveform, rate)`` takes (channels, samples) and returns {stem: (channels,
+    samples)} at the input's rate; ``separator.stream(chunks)`` takes (channels, n) chunks at
+    44.1 kHz and yields (outputs, channels, m) chunks, in order, with bounded memory.
+    """
+
+    def __init__(self, model: ConvSep, device: str | torch.device | None = "cpu",
+                 block_hop: int | None = None, crossfade: str | None = None,
+                 mask_power: float | None = None, segment_seconds: float = 20.0,
+                 batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
+                 metadata: dict | None = None):
+        cfg = model.config
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config = cfg
+        self.metadata = dict(metadata or {})
+        self.stft = STFT(cfg.n_fft, cfg.hop)
+        self.block_hop = int(block_hop or cfg.block_hop)
+        if not 1 <= self.block_hop <= cfg.context:
+            raise ConvSepError(f"block hop must be between 1 and the model's context ({cfg.context})")
+        self.crossfade = crossfade or cfg.crossfade
+        self.mask_power = float(mask_power or cfg.mask_power)
+        self.batch_blocks = max(1, int(batch_blocks))
+        # Frames of context each segment reads on both sides, and frames per segment core;
+        # both multiples of the block hop, so segments share the whole signal's block grid.
+        self.margin = math.ceil((cfg.context - 1) / self.block_hop) * self.block_hop
+        core = max(1, round(segment_seconds * SAMPLE_RATE / cfg.hop / self.block_hop))
+        self.core_frames = core * self.block_hop
+        self.outputs = list(outputs) if outputs is not None else plan_outputs(cfg.sources)
+        self._weights = block_weights(cfg.context, self.crossfade, self.device)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
+             **kwargs) -> "Separator":
+        """From a model file, or the name of a bundled model (None: the default model)."""
+        model, metadata = load_model(path)
+        return cls(model, device=device, metadata=metadata, **kwargs)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.config.sources
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    # -- the model on frames ------------------------------------------------------------
+    @torch.inference_mode()
+    def estimate(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """|STFT| (channels, bins, frames) -> source magnitudes (sources, channels, bins,
+        frames), blocks on the grid 0, block_hop, ... of these frames."""
+        C, _, frames = magnitude.shape
+        blocks = to_blocks(magnitude, self.config.context, self.block_hop)   # (C, nb, T, bins)
+        blocks = blocks.transpose(0, 1)                                      # (nb, C, T, bins)
+        parts = [self.model(blocks[i:i + self.batch_blocks])
+                 for i in range(0, blocks.shape[0], self.batch_blocks)]
+        estimates = torch.cat(parts).permute(1, 2, 0, 3, 4)                  # (S, C, nb, T, bins)
+        return overlap_add(estimates, frames, self.block_hop, self._weights)
+
+    @torch.inference_mode()
+    def masks(self, spec: torch.Tensor) -> torch.Tensor:
+        """Mixture STFT (channels, bins, frames) -> soft masks (sources, channels, bins, frames)."""
+        return soft_masks(self.estimate(spec.abs()), dim=0, power=self.mask_power)
+
+    # -- streaming --------------------------------------------------------------------
+    @torch.inference_mode()
+    def stream(self, chunks: Iterable[np.ndarray | torch.Tensor]) -> Iterator[torch.Tensor]:
+        """(channels, n) chunks at 44.1 kHz -> (outputs, channels, m) float32 chunks on the
+        CPU; together they have exactly as many samples as the input."""
+        stft, hop, n_fft = self.stft, self.config.hop, self.config.n_fft
+        half = n_fft // 2
+        channels = self.config.channels
+        buffer = torch.zeros(channels, half, device=self.device)   # padded signal from buf_start
+        buf_start = 0            # padded position of buffer[..., 0]
+        total = 0                # input samples seen
+        next_frame = 0           # first core frame of the next segment
+        tail = None              # ISTFT overlap carried between segments
+        for chunk in chunks:
+            chunk = torch.as_tensor(np.asarray(chunk, dtype=np.float32) if not torch.is_tensor(chunk)
+                                    else chunk, dtype=torch.float32)
+            if chunk.ndim != 2 or chunk.shape[0] != channels:
+                raise ConvSepError(f"expected chunks of shape ({channels}, n), got {tuple(chunk.shape)}")
+            total += chunk.shape[1]
+            buffer = torch.cat([buffer, chunk.to(self.device)], dim=1)
+            while True:
+                stop = next_frame + self.core_frames
+                needed = (stop + self.margin - 1) * hop + n_fft     # padded samples needed
+                if buf_start + buffer.shape[1] < needed:
+                    break
+                out, tail = self._segment(buffer, buf_start, next_frame, stop, None, tail, total)
+                yield out
+                next_frame = stop
+                keep_from = (next_frame - self.margin) * hop
+                buffer, buf_start = buffer[:, keep_from - buf_start:], keep_from
+        if total == 0:
+            return
+        frames = stft.frames(total)
+        right = (frames - 1) * hop + n_fft - half - total
+        buffer = torch.cat([buffer, buffer.new_zeros(channels, right)], dim=1)
+        while next_frame < frames:
+            stop = min(next_frame + self.core_frames, frames)
+            out, tail = self._segment(buffer, buf_start, next_frame, stop, frames, tail, total)
+            yield out
+            next_frame = stop
+            keep_from = max(0, next_frame - self.margin) * hop
+            buffer, buf_start = buffer[:, keep_from - buf_start:], keep_from
+
+    def _segment(self, buffer: torch.Tensor, buf_start: int, start: int, stop: int,
+                 frames: int | None, tail: torch.Tensor | None, total: int):
+        """Core frames [start, stop) -> (output samples final after them, new tail).
+        ``frames`` is the signal's frame count once the end is known, else None."""
+        stft, hop, n_fft = self.stft, self.config.hop, self.config.n_fft
+        half = n_fft // 2
+        first = max(0, start - self.margin)
+        last = stop + self.margin if frames is None else min(stop + self.margin, frames)
+        segment = buffer[:, first * hop - buf_start:(last - 1) * hop + n_fft - buf_start]
+        spec = stft.forward_padded(segment)                                  # (C, bins, F_seg)
+        masks = self.masks(spec)[..., start - first:stop - first]            # (S, C, bins, core)
+        core_spec = spec[..., start - first:stop - first]
+        grouped = torch.stack([masks[list(o.sources)].sum(0) for o in self.outputs])
+        signal = stft.frames_to_signal(grouped * core_spec)                  # (O, C, len)
+        if tail is not None:
+            signal[..., :tail.shape[-1]] += tail
+        end = stop * hop if frames is None or stop < frames else signal.shape[-1] + start * hop
+        final = signal[..., :end - start * hop]
+        new_tail = signal[..., end - start * hop:]
+        env = stft.envelope(start * hop, end, frames or stop + n_fft, self.device)
+        final = final / env.clamp_min(1e-10)
+        lo, hi = max(start * hop, half), min(end, half + total)           # original samples only
+        return final[..., lo - start * hop:hi - start * hop].float().cpu(), new_tail
+
+    # -- whole signals ----------------------------------------------------------------
+    def separate_tensor(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(channels, samples) at 44.1 kHz -> (outputs, channels, samples)."""
+        step = self.core_frames * self.config.hop
+        pieces = (waveform[:, i:i + step] for i in range(0, waveform.shape[1], step))
+        return torch.cat(list(self.stream(pieces)), dim=-1)
+
+    def __call__(self, waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
+        """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at
+        ``rate``. Mono is duplicated for a stereo model; stereo is averaged for a mono one."""
+        audio = waveform.detach().cpu().numpy() if torch.is_tensor(waveform) else np.asarray(waveform)
+        if audio.ndim == 1:
+            audio = audio[None]
+        audio = audio.astype(np.float32, copy=False)
+        check_waveform(audio, "waveform")
+        in_channels = audio.shape[0]
+        if in_channels > 2:
+            audio = audio[:2]
+        audio = adapt_channels(resample(audio, rate, SAMPLE_RATE), self.config.channels)
+        stems = self.separate_tensor(torch.from_numpy(np.ascontiguousarray(audio)))
+        result = {}
+        for output, stem in zip(self.outputs, stems):
+            stem = stem.numpy()
+            if rate != SAMPLE_RATE:
+                stem = resample(stem, SAMPLE_RATE, rate)
+                stem = stem[:, :waveform.shape[-1]] if stem.shape[1] >= waveform.shape[-1] else \
+                    np.pad(stem, ((0, 0), (0, waveform.shape[-1] - stem.shape[1])))
+            result[output.name] = torch.from_numpy(np.ascontiguousarray(stem))
+        return result
