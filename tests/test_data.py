@@ -11,7 +11,8 @@ import torch
 
 from convsep.cli import main
 from convsep.data import SOURCES, AugmentConfig, ExcerptSampler, list_tracks, load_sources, open_cache, prepare_cache
-from convsep.data.augment import channel_mute, channel_swap, mixture_db, random_gain, source_dropout
+from convsep.data.augment import (apply, augment, channel_mute, channel_swap, draw, mixture_db, random_gain,
+                                  source_dropout)
 from convsep.data.cache import DeviceCache
 from convsep.errors import ConvSepError
 
@@ -284,6 +285,25 @@ def test_source_dropout_frequency_and_mixture():
     mix = y.sum(1)
     expected = (x * (~dropped)[..., None, None]).sum(1)
     torch.testing.assert_close(mix, expected)  # a dropped source is out of the mixture
+
+
+def test_fused_augment_equals_the_functions_in_order():
+    x = torch.randn(64, 4, 2, 32, generator=_g(3))
+    cfg = AugmentConfig(channel_mute_p=0.5, source_dropout_p=0.3)
+    fused = augment(x, cfg, _g(9))
+    g = _g(9)
+    steps = source_dropout(channel_mute(channel_swap(random_gain(x, g, 0.25, 1.25), g, 0.5), g, 0.5), g, 0.3)
+    torch.testing.assert_close(fused, steps)
+    torch.testing.assert_close(mixture_db(fused), 10 * torch.log10(fused.sum(1).square().mean((1, 2))))
+
+
+def test_sampler_gathers_augmented_channels_in_one_op(prepared):
+    s = ExcerptSampler(prepared.to_device("cpu", split=None), 512, 6, AugmentConfig.none(), 0)
+    track = torch.randint(0, 3, (6, 4), generator=_g())
+    start = torch.randint(0, 40000, (6, 4), generator=_g(1))
+    channels, factor = draw((6, 4, 2), AugmentConfig(channel_swap_p=0.5, channel_mute_p=0.5), _g(2), s.device)
+    torch.testing.assert_close(s.excerpts(track, start, channels, factor),
+                               apply(s.excerpts(track, start), channels, factor))
 
 
 def test_augment_config_json_and_validation():

@@ -77,53 +77,95 @@ class AugmentConfig:
         return self.gain and not (self.gain_min == 1.0 and self.gain_max == 1.0)
 
 
-def _rand(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, device=x.device)
+def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def draw_gain(B: int, S: int, generator: torch.Generator, device: torch.device,
+              low: float, high: float) -> torch.Tensor:
+    """float32 (B, S) gains uniform in [low, high]."""
+    return low + (high - low) * _rand((B, S), device, generator)
+
+
+def draw_swap(B: int, S: int, generator: torch.Generator, device: torch.device, p: float) -> torch.Tensor:
+    """bool (B, S): which sources get their channels reversed."""
+    return _rand((B, S), device, generator) < p
+
+
+def draw_mute(B: int, S: int, C: int, generator: torch.Generator, device: torch.device, p: float) -> torch.Tensor:
+    """bool (B, S, C): the channels to zero (at most one per source)."""
+    mute = _rand((B, S), device, generator) < p
+    channel = (_rand((B, S), device, generator) * C).long().clamp_max(C - 1)
+    return mute[:, :, None] & (torch.arange(C, device=device) == channel[:, :, None])
+
+
+def draw_keep(B: int, S: int, generator: torch.Generator, device: torch.device, p: float) -> torch.Tensor:
+    """bool (B, S): the sources that survive dropout."""
+    return _rand((B, S), device, generator) >= p
 
 
 def random_gain(x: torch.Tensor, generator: torch.Generator, low: float = 0.25, high: float = 1.25) -> torch.Tensor:
     """Scale each source of each item by a gain uniform in [low, high]. x: (B, S, C, L)."""
-    g = low + (high - low) * _rand(x.shape[:2], x, generator)
+    g = draw_gain(x.shape[0], x.shape[1], generator, x.device, low, high)
     return x * g[:, :, None, None].to(x.dtype)
 
 
 def channel_swap(x: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Reverse the channel order of each source with probability ``p``. x: (B, S, C, L)."""
-    swap = _rand(x.shape[:2], x, generator) < p
+    swap = draw_swap(x.shape[0], x.shape[1], generator, x.device, p)
     return torch.where(swap[:, :, None, None], x.flip(2), x)
 
 
 def channel_mute(x: torch.Tensor, generator: torch.Generator, p: float = 0.05) -> torch.Tensor:
     """With probability ``p`` per source, zero one of its channels chosen uniformly. x: (B, S, C, L)."""
-    B, S, C = x.shape[:3]
-    mute = _rand((B, S), x, generator) < p
-    channel = (_rand((B, S), x, generator) * C).long().clamp_max(C - 1)
-    hit = mute[:, :, None] & (torch.arange(C, device=x.device) == channel[:, :, None])
+    hit = draw_mute(*x.shape[:3], generator, x.device, p)
     return x * (~hit)[..., None].to(x.dtype)
 
 
 def source_dropout(x: torch.Tensor, generator: torch.Generator, p: float = 0.05) -> torch.Tensor:
     """Silence each source of each item with probability ``p``. x: (B, S, C, L)."""
-    keep = _rand(x.shape[:2], x, generator) >= p
+    keep = draw_keep(x.shape[0], x.shape[1], generator, x.device, p)
     return x * keep[:, :, None, None].to(x.dtype)
 
 
-def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Apply the enabled augmentations in a fixed order: gain, swap, mute, dropout. x: (B, S, C, L)."""
+def draw(
+    shape: tuple[int, int, int], config: AugmentConfig, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All enabled augmentations of a (B, S, C, ...) batch as one channel map and one factor.
+
+    Returns ``channels`` int64 (B, S, C), the input channel each output channel reads, and
+    ``factor`` float32 (B, S, C). ``x.gather(2, channels) * factor`` equals applying gain, swap,
+    mute and dropout in that order with the same generator state (see ``apply``).
+    """
+    B, S, C = shape
+    channels = torch.arange(C, device=device).expand(B, S, C)
+    factor = torch.ones((B, S, C), device=device)
     if config.gain_active:
-        x = random_gain(x, generator, config.gain_min, config.gain_max)
+        factor = factor * draw_gain(B, S, generator, device, config.gain_min, config.gain_max)[:, :, None]
     if config.channel_swap and config.channel_swap_p > 0:
-        x = channel_swap(x, generator, config.channel_swap_p)
+        swap = draw_swap(B, S, generator, device, config.channel_swap_p)
+        channels = torch.where(swap[:, :, None], channels.flip(-1), channels)
     if config.channel_mute and config.channel_mute_p > 0:
-        x = channel_mute(x, generator, config.channel_mute_p)
+        factor = factor * ~draw_mute(B, S, C, generator, device, config.channel_mute_p)
     if config.source_dropout and config.source_dropout_p > 0:
-        x = source_dropout(x, generator, config.source_dropout_p)
-    return x
+        factor = factor * draw_keep(B, S, generator, device, config.source_dropout_p)[:, :, None]
+    return channels, factor
+
+
+def apply(x: torch.Tensor, channels: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """x (B, S, C, L), channels int64 (B, S, C), factor (B, S, C) -> (B, S, C, L)."""
+    index = channels[..., None].expand(*channels.shape, x.shape[-1])
+    return x.gather(2, index) * factor[..., None].to(x.dtype)
+
+
+def augment(x: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Apply the enabled augmentations (gain, swap, mute, dropout, in that order). x: (B, S, C, L)."""
+    return apply(x, *draw(tuple(x.shape[:3]), config, generator, x.device))
 
 
 def mixture_db(x: torch.Tensor) -> torch.Tensor:
     """RMS level in dBFS of the mixture of each item: x (B, S, C, L) -> (B,)."""
-    mix = x.sum(1)
-    power = mix.square().mean(dim=(1, 2))
-    return 10.0 * torch.log10(power + 1e-20)
-
+    B, S = x.shape[:2]
+    mix = torch.ones((1, S), dtype=x.dtype, device=x.device) @ x.reshape(B, S, -1)  # (B, 1, C * L)
+    rms = torch.linalg.vector_norm(mix, dim=(1, 2)) / mix.shape[-1] ** 0.5
+    return 20.0 * torch.log10(rms + 1e-10)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from convsep.data.augment import AugmentConfig, augment, mixture_db
+from convsep.data.augment import AugmentConfig, draw, mixture_db
 from convsep.data.cache import INT16_MAX, DeviceCache
 from convsep.errors import ConvSepError
 
@@ -85,15 +85,31 @@ class ExcerptSampler:
             start = start[:, :1].expand(n, S)
         return track, start
 
-    def excerpts(self, track: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-        """Gather float32 (n, S, 2, L) excerpts: source s of item i from ``track[i, s]`` at ``start[i, s]``."""
-        index = (self._offsets[track] + start)[..., None] + self._arange  # (n, S, L)
-        raw = self.cache.audio[self._source_index, :, index]  # (n, S, L, C)
-        out = raw.permute(0, 1, 3, 2).to(torch.float32, memory_format=torch.contiguous_format)
-        return out.mul_(self._scales[track][:, :, None, None])
+    def excerpts(
+        self, track: torch.Tensor, start: torch.Tensor,
+        channels: torch.Tensor | None = None, factor: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Gather float32 (n, S, C, L) excerpts in one indexing op.
+
+        Source s of item i comes from track ``track[i, s]`` at ``start[i, s]`` (int64 (n, S));
+        its output channel c reads input channel ``channels[i, s, c]`` and is scaled by
+        ``factor[i, s, c]`` (both (n, S, C); identity by default).
+        """
+        n, S = track.shape
+        C = self.cache.audio.shape[1]
+        if channels is None:
+            channels = torch.arange(C, device=self.device).expand(n, S, C)
+        scale = self._scales[track][:, :, None]
+        factor = scale if factor is None else factor * scale
+        index = ((self._offsets[track] + start)[..., None] + self._arange)[:, :, None, :]  # (n, S, 1, L)
+        raw = self.cache.audio[self._source_index[..., None], channels[..., None], index]  # (n, S, C, L)
+        return raw.to(torch.float32).mul_(factor[..., None])
 
     def _draw(self, n: int) -> torch.Tensor:
-        return augment(self.excerpts(*self._positions(n)), self.augment, self.generator)
+        track, start = self._positions(n)
+        C = self.cache.audio.shape[1]
+        channels, factor = draw((n, self._num_sources, C), self.augment, self.generator, self.device)
+        return self.excerpts(track, start, channels, factor)
 
     def sample(self) -> torch.Tensor:
         """One batch of augmented sources, float32 (B, S, 2, L) on the cache's device."""
