@@ -6,7 +6,7 @@ Layouts (``layout=``):
   ``is_wav=True``, ``ROOT/<subset>/<track>/{mixture,vocals,drums,bass,other}.wav`` (MUSDB18-HQ).
   Tracks are listed by ``musdb.DB`` with musdb's official train/valid split. A folder in the
   MUSDB18-HQ layout with a ``ROOT/manifest.json`` (as the synthetic corpus writes) is read
-  without musdb, with the manifest's split.
+  without musdb; wherever a manifest lists a track, its split wins.
 - ``"folder"``: ``ROOT/<track>/<source>.wav|flac|ogg|aiff|mp3`` with any subset of the four
   sources (a missing source is silence; a ``mixture`` file is ignored). All tracks are in
   subset ``"train"``, split ``"train"``, unless a ``ROOT/manifest.json`` says otherwise.
@@ -177,8 +177,9 @@ def _import_musdb():
     return musdb
 
 
-def _list_musdb(root: Path, subsets: list[str], is_wav: bool) -> list[Track]:
-    """Tracks listed by ``musdb.DB``; the split comes from musdb's validation track list."""
+def _list_musdb(root: Path, subsets: list[str], is_wav: bool, manifest: dict[str, dict]) -> list[Track]:
+    """Tracks listed by ``musdb.DB``; the split comes from musdb's validation track list
+    unless a manifest names it."""
     musdb = _import_musdb()
     tracks = []
     for subset in subsets:
@@ -188,6 +189,7 @@ def _list_musdb(root: Path, subsets: list[str], is_wav: bool) -> list[Track]:
         valid = set(db.setup["validation_tracks"])
         for mt in db.tracks:
             split = ("valid" if mt.name in valid else "train") if subset == "train" else subset
+            split = str(manifest.get(mt.name, {}).get("split", split))
             if is_wav:
                 files = {s: mt.sources[s].path for s in SOURCES if s in mt.sources}
                 if not files:
@@ -249,7 +251,7 @@ def list_tracks(
         if is_wav and manifest:
             tracks = _list_hq_manifest(root, subsets, manifest)
         else:
-            tracks = _list_musdb(root, subsets, is_wav)
+            tracks = _list_musdb(root, subsets, is_wav, manifest)
         expected = (
             "ROOT/<subset>/<track>/{mixture,vocals,drums,bass,other}.wav (MUSDB18-HQ)"
             if is_wav else "ROOT/<subset>/<track>.stem.mp4 (MUSDB18)"
