@@ -1,0 +1,58 @@
+"""``convsep evaluate --root ROOT [-m MODEL ...] [--oracle irm1,mixture] [--outdir DIR] ...``"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from convsep.evaluate.oracles import ORACLES
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="score models and oracles on a test set with BSSEval v4",
+        description="Separate every test track with each model (and compute oracle estimates), "
+                    "score them with BSSEval v4 and write museval JSON per track "
+                    "(OUTDIR/<method>/test/<track>.json), CSV tables and OUTDIR/report.md. "
+                    "Tracks already scored are skipped.")
+    p.add_argument("--root", required=True, help="dataset folder (MUSDB18, MUSDB18-HQ or a folder of stems)")
+    p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (WAV folders) instead of STEMS files")
+    p.add_argument("--layout", choices=["auto", "musdb", "folder"], default="auto", help="dataset layout (default: auto)")
+    p.add_argument("--subset", default="test", help="subset to evaluate (default: test)")
+    p.add_argument("-m", "--model", dest="models", action="append", default=[], metavar="MODEL",
+                   help="model file or bundled model name; repeat for several")
+    p.add_argument("--oracle", default=None, metavar="LIST",
+                   help=f"comma-separated oracles among {','.join(ORACLES)}")
+    p.add_argument("-o", "--outdir", default="evaluation", help="output folder (default: evaluation)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="tracks evaluated in parallel processes (default: 1)")
+    p.add_argument("--backend", choices=["fast", "museval"], default="fast",
+                   help="BSSEval v4 implementation: fast (torch, default) or museval")
+    p.add_argument("--tracks", nargs="+", default=None, metavar="NAME", help="evaluate only these tracks")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="evaluate only the first S seconds of each track")
+    p.add_argument("--no-report", action="store_true", help="do not write report.md and the plots")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from convsep.evaluate.runner import evaluate
+    from convsep.evaluate.report import render_report
+
+    result = evaluate(args.root, models=args.models, oracles=args.oracle, outdir=args.outdir,
+                      subset=args.subset, layout=args.layout, is_wav=args.is_wav, tracks=args.tracks,
+                      backend=args.backend, device=args.device, jobs=args.jobs,
+                      max_seconds=args.max_seconds, progress=not args.no_progress and sys.stderr.isatty(),
+                      report=not args.no_report)
+    for failure in result.failures:
+        print(f"convsep evaluate: error: {failure}", file=sys.stderr)
+    if result.evaluated or result.skipped:
+        if not args.no_report:
+            print(render_report([args.outdir]).terminal)
+            print()
+    speed = f", {result.audio_seconds / result.elapsed:.2f}x real time" if result.audio_seconds and result.elapsed else ""
+    print(f"evaluated {len(result.evaluated)} track-method pair(s), skipped {len(result.skipped)} already done"
+          f"{', ' + str(len(result.failures)) + ' failed' if result.failures else ''}; "
+          f"{result.audio_seconds:.1f} s of audio in {result.elapsed:.1f} s{speed} -> {args.outdir}"
+          + (f" (report: {result.report})" if result.report else ""))
+    return 1 if result.failures else 0

@@ -1,0 +1,309 @@
+"""``evaluate``: separate a test set with models and oracles, score it with BSSEval v4.
+
+For every track and method the estimates are scored and written as museval JSON (see
+``convsep.evaluate.store``); tracks whose JSON exists are skipped, so an interrupted run
+resumes. Tracks run in parallel processes (one track at a time per process, torch threads
+split between them). A track that fails is recorded with a one-line reason and the others go
+on. At the end the per-method CSV tables, ``evaluation.json`` and the report are written.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from convsep.audio import SAMPLE_RATE
+from convsep.data import SOURCES, Track, list_tracks, load_sources
+from convsep.errors import ConvSepError
+from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_estimates, parse_oracles
+from convsep.evaluate.sdr import global_sdr
+from convsep.evaluate.store import (
+    METRICS,
+    read_meta,
+    track_json_path,
+    write_meta,
+    write_method_tables,
+    write_track,
+)
+from convsep.modelfile import read_model_file, resolve_model_path
+
+BACKENDS = ("fast", "museval")
+WINDOW = SAMPLE_RATE  # BSSEval v4 windows and hops of one second
+
+
+@dataclass(frozen=True)
+class Method:
+    """A way to get estimates: a model file (``spec`` = its path) or an oracle (its name)."""
+    name: str
+    kind: str  # "model" or "oracle"
+    spec: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    track: str
+    method: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.track} [{self.method}]: {self.message}"
+
+
+@dataclass
+class EvaluationResult:
+    """What ``evaluate`` did; ``ok`` is False when some track failed."""
+    outdir: Path
+    methods: list[str]
+    tracks: list[str]
+    evaluated: list[tuple[str, str]] = field(default_factory=list)  # (track, method)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    elapsed: float = 0.0
+    report: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def model_methods(models: Sequence[str | os.PathLike]) -> list[Method]:
+    """Model files or bundled names -> methods named by the file's stem (checked readable)."""
+    methods = []
+    for model in models:
+        path = resolve_model_path(model)
+        read_model_file(path)
+        methods.append(Method(path.stem, "model", str(path)))
+    return methods
+
+
+def plan_methods(models: Sequence[str | os.PathLike], oracles: str | Sequence[str] | None) -> list[Method]:
+    methods = model_methods(models)
+    methods += [Method("mixture" if o == "mixture" else f"oracle-{o}", "oracle", o)
+                for o in parse_oracles(oracles)]
+    if not methods:
+        raise ConvSepError("nothing to evaluate; pass a model (-m MODEL) or oracles (--oracle irm1,mixture)")
+    names = [m.name for m in methods]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise ConvSepError(f"two methods would both be named {clash!r}; rename one of the model files")
+    return methods
+
+
+# ----------------------------------------------------------------------------- one track
+_separators: dict[str, object] = {}
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _separator(method: Method, device: str):
+    from convsep.separate import Separator
+
+    if method.spec not in _separators:
+        _separators[method.spec] = Separator.load(method.spec, device=device)
+    return _separators[method.spec]
+
+
+def model_estimates(separator, sources: torch.Tensor) -> torch.Tensor:
+    """Separate the mixture (the sum of ``sources`` (S, C, N)) -> (S, C, N) in SOURCES order.
+    A mono model separates each channel on its own."""
+    mixture = sources.sum(0).float().cpu()
+    if separator.config.channels == 1:
+        estimates = torch.cat([separator.separate_tensor(mixture[c:c + 1])
+                               for c in range(mixture.shape[0])], dim=1)
+    else:
+        estimates = separator.separate_tensor(mixture)
+    index = {name: i for i, name in enumerate(separator.output_names)}
+    missing = [s for s in SOURCES if s not in index]
+    if missing:
+        raise ConvSepError(f"the model has no output for {', '.join(missing)}")
+    return estimates[[index[s] for s in SOURCES]]
+
+
+def score(references: torch.Tensor, estimates: torch.Tensor, backend: str = "fast") -> dict[str, np.ndarray]:
+    """(S, C, N) references and estimates -> {metric: (S, frames)} BSSEval v4 images scores."""
+    if estimates.shape != references.shape:
+        raise ConvSepError(f"estimates have shape {tuple(estimates.shape)} but the references have "
+                           f"{tuple(references.shape)} (sources, channels, samples)")
+    refs = references.transpose(1, 2)
+    ests = estimates.to(references.device, references.dtype).transpose(1, 2)
+    if backend == "museval":
+        import museval
+
+        try:
+            sdr, isr, sir, sar = museval.evaluate(refs.cpu().numpy(), ests.cpu().numpy(),
+                                                  win=WINDOW, hop=WINDOW)
+        except ValueError as exc:
+            raise ConvSepError(str(exc).strip().splitlines()[0]) from None
+        return {"SDR": sdr, "ISR": isr, "SIR": sir, "SAR": sar}
+    from convsep.evaluate.bsseval import bss_eval_v4
+
+    result = bss_eval_v4(refs, ests, window=WINDOW, hop=WINDOW)
+    return {m: result[m].cpu().numpy() for m in METRICS}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    return message if isinstance(exc, ConvSepError) else f"{type(exc).__name__}: {message}"
+
+
+def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend: str = "fast",
+                   device: str = "cpu", max_seconds: float | None = None) -> tuple[list[Failure], float]:
+    """Scores ``track`` with every method and writes the track JSON files.
+
+    Returns (failures, seconds of audio evaluated).
+    """
+    try:
+        sources = load_sources(track, rate=SAMPLE_RATE)  # (S, C, N)
+        if max_seconds is not None:
+            sources = sources[..., :max(1, int(round(max_seconds * SAMPLE_RATE)))]
+        refs = torch.from_numpy(np.ascontiguousarray(sources)).to(device)
+    except Exception as exc:  # any reading problem fails this track only
+        return [Failure(track.name, m.name, _one_line(exc)) for m in methods], 0.0
+    failures = []
+    for method in methods:
+        try:
+            if method.kind == "model":
+                estimates = model_estimates(_separator(method, device), refs)
+            else:
+                estimates = oracle_estimates(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP)
+            scores = score(refs, estimates, backend)
+            gsdr = global_sdr(refs.transpose(1, 2), estimates.to(refs.device).transpose(1, 2))
+            write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores,
+                        gsdr.cpu().tolist())
+        except Exception as exc:  # report the track, go on with the others
+            failures.append(Failure(track.name, method.name, _one_line(exc)))
+    return failures, refs.shape[-1] / SAMPLE_RATE
+
+
+# ----------------------------------------------------------------------------------- run
+def _select(tracks: list[Track], names: Sequence[str] | None) -> list[Track]:
+    if not names:
+        return tracks
+    by_name = {t.name: t for t in tracks}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ConvSepError(f"no track named {unknown[0]!r} in the dataset; "
+                           f"it has e.g. {', '.join(list(by_name)[:3])}")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def _is_musdb(root: Path, tracks: list[Track]) -> bool:
+    return tracks[0].layout in ("musdb", "musdb-hq") and not (root / "manifest.json").is_file()
+
+
+def evaluate(
+    root: str | os.PathLike,
+    models: Sequence[str | os.PathLike] = (),
+    oracles: str | Sequence[str] | None = None,
+    outdir: str | os.PathLike = "evaluation",
+    subset: str = "test",
+    layout: str = "auto",
+    is_wav: bool = False,
+    tracks: Sequence[str] | None = None,
+    backend: str = "fast",
+    device: str = "cpu",
+    jobs: int = 1,
+    max_seconds: float | None = None,
+    progress: bool = True,
+    report: bool = True,
+) -> EvaluationResult:
+    """Evaluate models and oracles on the ``subset`` tracks under ``root``.
+
+    Writes ``outdir/<method>/test/<track>.json``, ``frames.csv``, ``global_sdr.csv`` per
+    method, ``outdir/evaluation.json`` and (``report=True``) ``outdir/report.md`` with PNG
+    boxplots. Method names: the model file's stem, ``oracle-irm1``, ``oracle-irm2``,
+    ``oracle-ibm``, ``mixture``.
+    """
+    started = time.perf_counter()
+    if backend not in BACKENDS:
+        raise ConvSepError(f"unknown backend {backend!r}; choose fast or museval")
+    if backend == "museval":
+        try:
+            import museval  # noqa: F401
+        except ImportError:
+            raise ConvSepError("--backend museval needs the museval package: pip install museval") from None
+    if jobs < 1:
+        raise ConvSepError("--jobs must be at least 1")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConvSepError("--max-seconds must be positive")
+    if device != "cpu":
+        from convsep.separate import resolve_device
+
+        device = str(resolve_device(device))
+    methods = plan_methods(models, oracles)
+    root = Path(root).expanduser()
+    selected = _select(list_tracks(root, subset=subset, layout=layout, is_wav=is_wav), tracks)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    result = EvaluationResult(outdir, [m.name for m in methods], [t.name for t in selected])
+    work: list[tuple[Track, list[Method]]] = []
+    for track in selected:
+        todo = [m for m in methods if not track_json_path(outdir, m.name, track.name).is_file()]
+        result.skipped += [(track.name, m.name) for m in methods if m not in todo]
+        if todo:
+            work.append((track, todo))
+
+    jobs = min(jobs, max(1, len(work)))
+    bar = tqdm(total=len(work), unit="track", desc="evaluate", disable=not progress or not work)
+
+    def collect(track: Track, todo: list[Method], outcome: tuple[list[Failure], float]) -> None:
+        failures, seconds = outcome
+        failed = {f.method for f in failures}
+        result.failures += failures
+        result.evaluated += [(track.name, m.name) for m in todo if m.name not in failed]
+        result.audio_seconds += seconds
+        for failure in failures:
+            bar.write(f"failed: {failure}")
+        bar.update()
+
+    args = dict(outdir=str(outdir), backend=backend, device=device, max_seconds=max_seconds)
+    try:
+        if jobs == 1:
+            for track, todo in work:
+                collect(track, todo, evaluate_track(track, todo, **args))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                                     initargs=(threads,)) as pool:
+                futures = {pool.submit(evaluate_track, track, todo, **args): (track, todo)
+                           for track, todo in work}
+                for future in as_completed(futures):
+                    collect(*futures[future], future.result())
+    finally:
+        bar.close()
+
+    for method in methods:
+        if (outdir / method.name).is_dir():
+            write_method_tables(outdir / method.name)
+    meta = read_meta(outdir)
+    meta.update(
+        dataset={"layout": selected[0].layout, "musdb": _is_musdb(root, selected),
+                 "subset": subset, "name": root.name},
+        backend=backend, max_seconds=max_seconds,
+        oracle_stft={"n_fft": ORACLE_N_FFT, "hop": ORACLE_HOP, "window": "hann"},
+    )
+    known = meta.get("methods", {})
+    known.update({m.name: {"kind": m.kind, "source": Path(m.spec).name if m.kind == "model" else m.spec}
+                  for m in methods})
+    meta["methods"] = known
+    write_meta(outdir, meta)
+    if report:
+        from convsep.evaluate.report import render_report
+
+        result.report = render_report([outdir], out=outdir / "report.md", plots=outdir).markdown_path
+    result.elapsed = time.perf_counter() - started
+    return result
