@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--root", required=True, help="dataset folder (MUSDB18, MUSDB18-HQ or a folder of stems)")
     p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (WAV folders) instead of STEMS files")
     p.add_argument("--layout", choices=["auto", "musdb", "folder"], default="auto", help="dataset layout (default: auto)")
-    p.add_argument("--subset", default="test", help="subset to evaluate (default: test)")
+    p.add_argument("--subset", default=None,
+                   help="subset to evaluate (default: test; every track of a folder of stems without a manifest)")
     p.add_argument("-m", "--model", dest="models", action="append", default=[], metavar="MODEL",
                    help="model file or bundled model name; repeat for several")
     p.add_argument("--oracle", default=None, metavar="LIST",

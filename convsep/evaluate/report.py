@@ -58,9 +58,11 @@ def load_results(dirs: Sequence[str | os.PathLike]) -> Results:
         found += [(d, m) for m in methods]
     names = [m.name for _, m in found]
     prefix = len(dirs) > 1 and len(set(names)) < len(names)
+    folder_names = [Path(d).name for d in dirs]
+    unique_folders = len(set(folder_names)) == len(folder_names)
     frames, glob, labels, meta = [], [], [], {}
     for d, m in found:
-        label = f"{d.name}/{m.name}" if prefix else m.name
+        label = f"{d.name if unique_folders else d}/{m.name}" if prefix else m.name
         f, g = load_method(m)
         frames.append(f.assign(method=label))
         glob.append(g.assign(method=label))
@@ -149,6 +151,8 @@ def boxplots(results: Results, outdir: str | os.PathLike) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    major, minor = (int(v) for v in matplotlib.__version__.split(".")[:2])
+    horizontal = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     per_track = track_medians(results.frames)
@@ -161,7 +165,7 @@ def boxplots(results: Results, outdir: str | os.PathLike) -> list[Path]:
         for ax, target in zip(axes[0], targets):
             data = [sub[(sub["method"] == m) & (sub["target"] == target)]["score"].dropna().to_numpy()
                     for m in results.methods]
-            ax.boxplot(data, vert=False, showmeans=False, medianprops={"color": "tab:red"})
+            ax.boxplot(data, showmeans=False, medianprops={"color": "tab:red"}, **horizontal)
             ax.set_yticks(range(1, len(results.methods) + 1), results.methods)
             ax.set_title(target)
             ax.set_xlabel(f"{metric} (dB)")

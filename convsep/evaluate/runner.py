@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -199,6 +200,15 @@ def _select(tracks: list[Track], names: Sequence[str] | None) -> list[Track]:
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
+def _default_subset(root: Path, layout: str) -> str | list[str]:
+    """"test", except for a folder of stems without a manifest: all its tracks."""
+    if layout == "auto":
+        layout = "musdb" if any((root / s).is_dir() for s in ("train", "test")) else "folder"
+    if layout == "folder" and not (root / "manifest.json").is_file():
+        return ["train", "test"]
+    return "test"
+
+
 def _is_musdb(root: Path, tracks: list[Track]) -> bool:
     return tracks[0].layout in ("musdb", "musdb-hq") and not (root / "manifest.json").is_file()
 
@@ -208,7 +218,7 @@ def evaluate(
     models: Sequence[str | os.PathLike] = (),
     oracles: str | Sequence[str] | None = None,
     outdir: str | os.PathLike = "evaluation",
-    subset: str = "test",
+    subset: str | Sequence[str] | None = None,
     layout: str = "auto",
     is_wav: bool = False,
     tracks: Sequence[str] | None = None,
@@ -220,6 +230,8 @@ def evaluate(
     report: bool = True,
 ) -> EvaluationResult:
     """Evaluate models and oracles on the ``subset`` tracks under ``root``.
+
+    ``subset`` None means "test", or every track of a folder of stems that has no manifest.
 
     Writes ``outdir/<method>/test/<track>.json``, ``frames.csv``, ``global_sdr.csv`` per
     method, ``outdir/evaluation.json`` and (``report=True``) ``outdir/report.md`` with PNG
@@ -244,6 +256,8 @@ def evaluate(
         device = str(resolve_device(device))
     methods = plan_methods(models, oracles)
     root = Path(root).expanduser()
+    if subset is None:
+        subset = _default_subset(root, layout)
     selected = _select(list_tracks(root, subset=subset, layout=layout, is_wav=is_wav), tracks)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -265,8 +279,9 @@ def evaluate(
         result.failures += failures
         result.evaluated += [(track.name, m.name) for m in todo if m.name not in failed]
         result.audio_seconds += seconds
-        for failure in failures:
-            bar.write(f"failed: {failure}")
+        if not bar.disable:
+            for failure in failures:
+                bar.write(f"failed: {failure}", file=sys.stderr)
         bar.update()
 
     args = dict(outdir=str(outdir), backend=backend, device=device, max_seconds=max_seconds)
@@ -292,7 +307,7 @@ def evaluate(
     meta = read_meta(outdir)
     meta.update(
         dataset={"layout": selected[0].layout, "musdb": _is_musdb(root, selected),
-                 "subset": subset, "name": root.name},
+                 "subset": subset if isinstance(subset, str) else "+".join(subset), "name": root.name},
         backend=backend, max_seconds=max_seconds,
         oracle_stft={"n_fft": ORACLE_N_FFT, "hop": ORACLE_HOP, "window": "hann"},
     )
