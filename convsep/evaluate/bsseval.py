@@ -40,8 +40,9 @@ METRICS = ("SDR", "ISR", "SIR", "SAR")
 # museval adds machine epsilon to the diagonal of the Gram matrix before solving.
 _EPS = float(np.finfo(np.float64).eps)
 # Working-set budget for one batch of blocks, in float64 samples per signal (about 2**20).
-_BATCH_SAMPLES = 1 << 20
+_BATCH_SAMPLES = 1 << 17
 _MAX_BLOCK = 1 << 16
+_CORR_FFT = 1 << 13
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
@@ -151,13 +152,16 @@ def _silent_frames(x: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ filtering
 def _gather_blocks(
-    x: torch.Tensor, starts: torch.Tensor, width: int, lo: torch.Tensor, hi: torch.Tensor
+    x: torch.Tensor, starts: list[int], width: int, lo: list[int], hi: list[int]
 ) -> torch.Tensor:
-    """(P, N), (B,) -> (B, P, width) float64: x[:, start:start+width], zero outside [lo, hi)."""
-    idx = starts[:, None] + torch.arange(width, device=x.device)
-    keep = (idx >= lo[:, None]) & (idx < hi[:, None])
-    vals = x[:, idx.clamp(0, x.shape[1] - 1)].to(torch.float64)
-    return (vals * keep).transpose(0, 1)
+    """(P, N) -> (B, P, width) float64: ``x[:, start:start+width]``, zero outside ``[lo, hi)``."""
+    out = torch.empty(len(starts), x.shape[0], width, dtype=torch.float64, device=x.device)
+    for i, (start, a, b) in enumerate(zip(starts, lo, hi)):
+        first, last = min(max(start, a), start + width), max(min(start + width, b), start)
+        out[i, :, : first - start] = 0
+        out[i, :, first - start : last - start] = x[:, first:last]
+        out[i, :, last - start :] = 0
+    return out
 
 
 def _lag_correlations(x: torch.Tensor, y: torch.Tensor, n_lags: int) -> torch.Tensor:
@@ -167,20 +171,21 @@ def _lag_correlations(x: torch.Tensor, y: torch.Tensor, n_lags: int) -> torch.Te
     signals as cross-spectra, with a single inverse FFT at the end.
     """
     n = x.shape[1]
-    block = min(n, _MAX_BLOCK)
-    n_fft = _fast_len(block + n_lags - 1)
-    starts_all = torch.arange(0, n, block, device=x.device)
+    # small blocks keep the (P, Q, F) accumulator in cache
+    n_fft = _fast_len(max(min(n + n_lags - 1, _CORR_FFT), 2 * n_lags))
+    block = n_fft - n_lags + 1
+    starts_all = list(range(0, n, block))
     per_batch = max(1, _BATCH_SAMPLES // n_fft)
-    zero = torch.zeros((), dtype=torch.int64, device=x.device)
-    end = torch.full((), n, dtype=torch.int64, device=x.device)
-    acc = None
+    acc = torch.zeros(
+        x.shape[0], y.shape[0], n_fft // 2 + 1, dtype=torch.complex128, device=x.device
+    )
     for i in range(0, len(starts_all), per_batch):
         starts = starts_all[i : i + per_batch]
-        lo, hi = zero.expand_as(starts), end.expand_as(starts)
+        lo, hi = [0] * len(starts), [n] * len(starts)
         xf = torch.fft.rfft(_gather_blocks(x, starts, block + n_lags - 1, lo, hi), n=n_fft)
-        yf = torch.fft.rfft(_gather_blocks(y, starts, block, lo, hi), n=n_fft)
-        part = torch.einsum("bpf,bqf->pqf", xf, yf.conj())
-        acc = part if acc is None else acc + part
+        yf = torch.fft.rfft(_gather_blocks(y, starts, block, lo, hi), n=n_fft).conj_physical()
+        for b in range(len(starts)):
+            acc.addcmul_(xf[b, :, None, :], yf[b, None, :, :])
     return torch.fft.irfft(acc, n=n_fft)[..., :n_lags]
 
 
@@ -201,9 +206,17 @@ def _gram(r: torch.Tensor, filter_len: int) -> torch.Tensor:
 
 
 def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
-    """(..., M, M), (..., M, K) -> (..., M, K): solve(G + eps I, D), least squares if singular."""
+    """(..., M, M), (..., M, K) -> (..., M, K): solve(G + eps I, D).
+
+    Cholesky where ``G + eps I`` is numerically positive definite, LU otherwise, and least
+    squares on ``G`` if LU meets an exactly singular matrix (museval's fallback).
+    """
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    sol, info = torch.linalg.solve_ex(gram + _EPS * eye, rhs)
+    reg = gram + _EPS * eye
+    factor, info = torch.linalg.cholesky_ex(reg)
+    if not bool((info != 0).any()):
+        return torch.cholesky_solve(rhs, factor)
+    sol, info = torch.linalg.solve_ex(reg, rhs)
     bad = info != 0
     if bool(bad.any()):
         sol = torch.where(bad[..., None, None], torch.linalg.pinv(gram) @ rhs, sol)
@@ -240,56 +253,60 @@ def _distortion_filters(
 def _window_energies(
     refs: torch.Tensor,
     ests: torch.Tensor,
-    bounds: torch.Tensor,
+    bounds: list[tuple[int, int]],
     all_refs: torch.Tensor,
     own_ref: torch.Tensor,
 ) -> torch.Tensor:
     """Energies of the decomposition in every window, for windows of one common length.
 
-    refs, ests: (S*C, N); bounds: (T, 2) windows of equal length; filters as returned by
-    ``_distortion_filters``. Returns (7, S, T) float64: ``|s|^2, |e - s|^2, |Pj - s|^2,
-    |Pj|^2, |Pa - Pj|^2, |Pa|^2, |e - Pa|^2`` where ``s`` is the true image, ``e`` the
-    estimate, ``Pj`` the projection on the source's own reference, ``Pa`` on all references.
+    refs, ests: (S*C, N); bounds: T windows ``(start, stop)`` of equal length; filters as
+    returned by ``_distortion_filters``. Returns (7, S, T) float64: ``|s|^2, |e - s|^2,
+    |Pj - s|^2, |Pj|^2, |Pa - Pj|^2, |Pa|^2, |e - Pa|^2`` where ``s`` is the true image,
+    ``e`` the estimate, ``Pj`` the projection on the source's own reference and ``Pa`` on all
+    references. Windows are cut into blocks of at most ``_MAX_BLOCK`` output samples and
+    filtered by overlap-save.
     """
     n_src, n_ch, filter_len, _ = own_ref.shape
-    device = refs.device
-    n_frames = bounds.shape[0]
-    out_len = int(bounds[0, 1] - bounds[0, 0]) + filter_len - 1
+    n_in = n_src * n_ch
+    lead = filter_len - 1
+    out_len = bounds[0][1] - bounds[0][0] + lead
     n_blocks = -(-out_len // _MAX_BLOCK)
     block = -(-out_len // n_blocks)
-    n_fft = _fast_len(block + filter_len - 1)
+    n_fft = _fast_len(block + lead)
 
     spec_all = torch.fft.rfft(all_refs.permute(0, 2, 1), n=n_fft)  # (P, Q, F)
     spec_own = torch.fft.rfft(own_ref.permute(0, 1, 3, 2), n=n_fft)  # (S, C, C, F)
 
-    frame_of = torch.arange(n_frames, device=device).repeat_interleave(n_blocks)
-    offsets = torch.arange(n_blocks, device=device).repeat(n_frames) * block
-    starts = bounds[frame_of, 0] + offsets
-    lo, hi = bounds[frame_of, 0], bounds[frame_of, 1]
-
-    energies = torch.zeros(7, n_src, n_frames, dtype=torch.float64, device=device)
+    jobs = [(t, s + k * block, s, e) for t, (s, e) in enumerate(bounds) for k in range(n_blocks)]
+    energies = torch.zeros(7, n_src, len(bounds), dtype=torch.float64, device=refs.device)
     per_batch = max(1, _BATCH_SAMPLES // n_fft)
-    for i in range(0, len(starts), per_batch):
-        sl = slice(i, i + per_batch)
-        b_start, b_lo, b_hi = starts[sl], lo[sl], hi[sl]
-        nb = len(b_start)
-        chunk = _gather_blocks(refs, b_start - (filter_len - 1), block + filter_len - 1, b_lo, b_hi)
+    for i in range(0, len(jobs), per_batch):
+        frame, start, lo, hi = zip(*jobs[i : i + per_batch])
+        nb = len(start)
+        chunk = _gather_blocks(refs, [a - lead for a in start], block + lead, lo, hi)
+        true = chunk[..., lead:]
+        est = _gather_blocks(ests, start, block, lo, hi)
+        # outputs reach L - 1 samples past the window end, where the true image and estimate
+        # are zero-padded
+        tail = _gather_blocks(
+            torch.ones(1, 1, dtype=torch.float64, device=refs.device).expand(1, refs.shape[1] + lead),
+            start, block, lo, [b + lead for b in hi],
+        )
         spec = torch.fft.rfft(chunk, n=n_fft)  # (B, P, F)
-        own = torch.einsum(
-            "bjcf,jcdf->bjdf", spec.view(nb, n_src, n_ch, -1), spec_own
-        ).reshape(nb, n_src * n_ch, -1)
-        proj_own = torch.fft.irfft(own, n=n_fft)[..., filter_len - 1 : filter_len - 1 + block]
+
+        own = torch.zeros(nb, n_src, n_ch, spec.shape[-1], dtype=spec.dtype, device=spec.device)
+        per_src = spec.view(nb, n_src, n_ch, -1)
+        for c in range(n_ch):
+            own.addcmul_(per_src[:, :, c, None, :], spec_own[None, :, c])
+        proj_own = torch.fft.irfft(own.view(nb, n_in, -1), n=n_fft)[..., lead : lead + block]
+        proj_own = proj_own * tail
         if n_src == 1:
             proj_all = proj_own
         else:
-            mixed = torch.einsum("bpf,pqf->bqf", spec, spec_all)
-            proj_all = torch.fft.irfft(mixed, n=n_fft)[..., filter_len - 1 : filter_len - 1 + block]
-        true = chunk[..., filter_len - 1 :]
-        est = _gather_blocks(ests, b_start, block, b_lo, b_hi)
-        out_pos = b_start[:, None] + torch.arange(block, device=device)
-        valid = (out_pos < (b_hi + filter_len - 1)[:, None])[:, None, :]
-        proj_own = proj_own * valid
-        proj_all = proj_all * valid if n_src > 1 else proj_own
+            mixed = torch.zeros(nb, n_in, spec.shape[-1], dtype=spec.dtype, device=spec.device)
+            for p in range(n_in):
+                mixed.addcmul_(spec[:, p, None, :], spec_all[None, p])
+            proj_all = torch.fft.irfft(mixed, n=n_fft)[..., lead : lead + block] * tail
 
         def energy(sig: torch.Tensor) -> torch.Tensor:
             return sig.square().reshape(nb, n_src, n_ch * block).sum(dim=-1).T  # (S, B)
@@ -305,7 +322,8 @@ def _window_energies(
                 energy(est - proj_all),
             ]
         )
-        energies.index_add_(2, frame_of[sl], terms)
+        index = torch.tensor(frame, device=refs.device)
+        energies.index_add_(2, index, terms)
     return energies
 
 
@@ -352,19 +370,19 @@ def bss_eval_v4(
     n_src, n_samples, n_ch = refs.shape
     device = refs.device
 
-    bounds = torch.tensor(frame_bounds(n_samples, window, hop), dtype=torch.int64, device=device)
+    frames = frame_bounds(n_samples, window, hop)
+    bounds = torch.tensor(frames, dtype=torch.int64, device=device)
     silent = _silent_frames(refs, bounds) | _silent_frames(ests, bounds)
 
     flat_refs = refs.permute(0, 2, 1).reshape(n_src * n_ch, n_samples)
     flat_ests = ests.permute(0, 2, 1).reshape(n_src * n_ch, n_samples)
     all_refs, own_ref = _distortion_filters(flat_refs, flat_ests, n_src, filter_len)
 
-    energies = torch.empty(7, n_src, bounds.shape[0], dtype=torch.float64, device=device)
-    lengths = bounds[:, 1] - bounds[:, 0]
-    for length in torch.unique(lengths).tolist():
-        sel = (lengths == length).nonzero().flatten()
+    energies = torch.empty(7, n_src, len(frames), dtype=torch.float64, device=device)
+    for length in sorted({e - s for s, e in frames}):
+        sel = [t for t, (s, e) in enumerate(frames) if e - s == length]
         energies[:, :, sel] = _window_energies(
-            flat_refs, flat_ests, bounds[sel], all_refs, own_ref
+            flat_refs, flat_ests, [frames[t] for t in sel], all_refs, own_ref
         )
 
     true, err, spat, own, interf, proj, artif = energies
