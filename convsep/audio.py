@@ -111,7 +111,30 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
+def _check_wav_complete(path: Path) -> None:
+    """libsndfile silently reads a cut-off WAV as a shorter one: compare the size its
+    ``data`` chunk declares with what the file holds."""
+    with open(path, "rb") as handle:
+        header = handle.read(12)
+        if len(header) < 12 or header[:4] not in (b"RIFF", b"RF64") or header[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        while True:
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return
+            length = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                if header[:4] == b"RIFF" and length != 0xFFFFFFFF and handle.tell() + length > size:
+                    raise ConvSepError(f"{path}: truncated WAV file (declares {length} bytes of audio, "
+                                       f"holds {size - handle.tell()})")
+                return
+            handle.seek(length + (length & 1), 1)
+
+
 def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
+    if path.suffix.lower() == ".wav":
+        _check_wav_complete(path)
     try:
         with sf.SoundFile(str(path)) as handle:
             while True:

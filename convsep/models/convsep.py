@@ -37,6 +37,11 @@ class ConvSep(nn.Module):
         else:
             self.deconv2_bias = self.deconv1_bias = None
         self.source_bias = nn.Parameter(torch.zeros(S)) if c.output_bias == "source" else None
+        # placement[k * T' + t, t + k] = 1: sums the spread frames into the output frames.
+        k, t_out = torch.meshgrid(torch.arange(c.time_kernel), torch.arange(c.frames_after_conv2), indexing="ij")
+        placement = torch.zeros(c.time_kernel * c.frames_after_conv2, c.context)
+        placement[(k * c.frames_after_conv2 + t_out).flatten(), (k + t_out).flatten()] = 1.0
+        self.register_buffer("placement", placement, persistent=False)
         if c.input_norm:
             self.input_mean = nn.Parameter(torch.zeros(c.bins))
             self.input_gain = nn.Parameter(torch.ones(c.bins))
@@ -69,8 +74,16 @@ class ConvSep(nn.Module):
 
     def encode(self, magnitude: torch.Tensor) -> torch.Tensor:
         """(B, channels, context, bins) -> (B, bottleneck)."""
-        x = self._activate(self.conv1(self.prepare_input(magnitude)))   # (B, f1, T, 1)
-        x = self._activate(self.conv2(x))                              # (B, f2, T', 1)
+        B, C, T, bins = magnitude.shape
+        # conv1 has a full-height kernel (1, bins): it is a matmul over channels x bins.
+        x = self.prepare_input(magnitude).transpose(1, 2).reshape(B, T, C * bins)
+        x = F.linear(x, self.conv1.weight.reshape(self.conv1.out_channels, C * bins), self.conv1.bias)
+        x = self._activate(x).transpose(1, 2)                           # (B, f1, T)
+        # conv2 over time as unfold + matmul (faster than a tiny convolution on CPU).
+        k = self.config.time_kernel
+        cols = x.unfold(2, k, 1)                                        # (B, f1, T', k)
+        x = torch.einsum("bftk,gfk->bgt", cols, self.conv2.weight[..., 0]) + self.conv2.bias[:, None]
+        x = self._activate(x)                                           # (B, f2, T')
         return F.relu(self.encode_dense(x.flatten(1)))
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
@@ -80,15 +93,18 @@ class ConvSep(nn.Module):
         B = code.shape[0]
         h = F.relu(torch.einsum("bd,sdh->bsh", code, self.decode_weight) + self.decode_bias)
         h = h.reshape(B, S * f2, c.frames_after_conv2)                 # (B, S*f2, T')
+        h = h.reshape(B, S, f2, c.frames_after_conv2)                  # (B, S, f2, T')
         if c.tied:
-            w2 = self.conv2.weight[..., 0].repeat(S, 1, 1)              # (S*f2, f1, k)
-            h = F.conv_transpose1d(h, w2, groups=S)
+            w2 = self.conv2.weight[..., 0].expand(S, -1, -1, -1)        # (S, f2, f1, k)
             w1 = self.conv1.weight[:, :, 0, :].expand(S, -1, -1, -1)    # (S, f1, C, bins)
         else:
-            bias2 = None if self.deconv2_bias is None else self.deconv2_bias.reshape(-1)
-            h = F.conv_transpose1d(h, self.deconv2_weight.reshape(S * f2, f1, -1), bias2, groups=S)
-            w1 = self.deconv1_weight
-        h = self._activate(h).reshape(B, S, f1, c.context)              # (B, S, f1, T)
+            w2, w1 = self.deconv2_weight, self.deconv1_weight
+        # Transposed conv over time: each input frame spreads k frames, then overlap-add.
+        spread = torch.einsum("bsft,sfgk->bsgkt", h, w2)                # (B, S, f1, k, T')
+        h = spread.flatten(3) @ self.placement.to(spread.dtype)         # (B, S, f1, T)
+        if self.deconv2_bias is not None:
+            h = h + self.deconv2_bias[None, :, :, None]
+        h = self._activate(h)                                           # (B, S, f1, T)
         out = torch.einsum("bsft,sfcq->bsctq", h, w1)                   # (B, S, C, T, bins)
         if self.deconv1_bias is not None:
             out = out + self.deconv1_bias[None, :, :, None, None]
