@@ -199,10 +199,11 @@ def _gram(r: torch.Tensor, filter_len: int) -> torch.Tensor:
     both = torch.cat(
         [r.transpose(0, 1).flip(-1)[..., :-1], r0[..., None], r[..., 1:]], dim=-1
     )  # (P, P, 2L-1), lag b - a at index L-1 + b - a
+    chans = torch.arange(n, device=r.device)
     lags = torch.arange(filter_len, device=r.device)
     diff = filter_len - 1 + lags[None, :] - lags[:, None]  # (a, b)
-    g = both[:, :, diff]  # (P, Q, a, b)
-    return g.permute(0, 2, 1, 3).reshape(n * filter_len, n * filter_len)
+    g = both[chans[:, None, None, None], chans[None, None, :, None], diff[None, :, None, :]]
+    return g.reshape(n * filter_len, n * filter_len)  # rows (p, a), columns (q, b)
 
 
 def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
