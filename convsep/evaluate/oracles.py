@@ -52,30 +52,47 @@ def _masks(spec: torch.Tensor, kind: str) -> torch.Tensor:
     return (mag / (mixture + _EPS) > IBM_THRESHOLD).to(mag.dtype)
 
 
+def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """(..., F, n_fft) windowed frames -> (..., (F - 1) * hop + n_fft), n_fft a multiple of hop."""
+    *lead, count, n_fft = frames.shape
+    ratio = n_fft // hop
+    parts = frames.reshape(*lead, count, ratio, hop)
+    out = frames.new_zeros(*lead, count + ratio - 1, hop)
+    for k in range(ratio):
+        out[..., k:k + count, :] += parts[..., k, :]
+    return out.reshape(*lead, (count + ratio - 1) * hop)
+
+
 def oracle_estimates(
     sources: torch.Tensor, kind: str, n_fft: int = ORACLE_N_FFT, hop: int = ORACLE_HOP
 ) -> torch.Tensor:
     """True sources (S, C, N) -> oracle estimates (S, C, N), float32 on the same device."""
     if kind not in ORACLES:
         raise ConvSepError(f"unknown oracle {kind!r}; choose from {', '.join(ORACLES)}")
+    if n_fft % hop:
+        raise ConvSepError(f"the oracle STFT size ({n_fft}) must be a multiple of its hop ({hop})")
     sources = sources.to(torch.float32)
     if kind == "mixture":
         return sources.sum(0, keepdim=True).expand_as(sources)
     stft = STFT(n_fft, hop)
+    window = stft.window(sources.device)
     n = sources.shape[-1]
     half = n_fft // 2
     frames = stft.frames(n)
     out = sources.new_zeros(*sources.shape[:2], (frames - 1) * hop + n_fft)
+    env = sources.new_zeros(out.shape[-1])
     for first in range(0, frames, _CHUNK_FRAMES):
         last = min(frames, first + _CHUNK_FRAMES)
         # padded samples [first * hop, (last - 1) * hop + n_fft) of the centred STFT
         start, stop = first * hop - half, (last - 1) * hop + n_fft - half
         segment = sources[..., max(start, 0):min(stop, n)]
         segment = F.pad(segment, (max(0, -start), max(0, stop - n)))
-        spec = stft.forward_padded(segment)
+        spec = stft.forward_padded(segment)                      # (S, C, bins, frames)
         masked = _masks(spec, kind) * spec.sum(0, keepdim=True)
-        signal = stft.frames_to_signal(masked)
+        chunks = torch.fft.irfft(masked, n=n_fft, dim=-2).transpose(-1, -2) * window
+        signal = _overlap_add(chunks, hop)
         out[..., first * hop:first * hop + signal.shape[-1]] += signal
-    env = stft.envelope(0, out.shape[-1], frames, out.device, out.dtype)
+        env[first * hop:first * hop + signal.shape[-1]] += _overlap_add(
+            window.square().expand(last - first, n_fft), hop)
     out /= env.clamp_min(1e-10)
     return out[..., half:half + n]
