@@ -142,43 +142,51 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def _silent_frames(x: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """(S, N, C), (T, 2) -> (T,) bool: some source sums to zero over channels in the frame."""
-    active = (x.sum(dim=2) != 0).to(torch.int64)
-    counts = torch.nn.functional.pad(active.cumsum(dim=1), (1, 0))
-    in_frame = counts[:, bounds[:, 1]] - counts[:, bounds[:, 0]]
-    return (in_frame == 0).any(dim=0)
+def _silent_frames(x: torch.Tensor, frames: list[tuple[int, int]]) -> torch.Tensor:
+    """(S, N, C) -> (T,) bool: some source sums to zero over channels throughout the frame."""
+    active = x.sum(dim=2) != 0  # (S, N)
+    return torch.stack([~active[:, s:e].any(dim=1).all() for s, e in frames])
 
 
-# ------------------------------------------------------------------------------ filtering
 def _gather_blocks(
-    x: torch.Tensor, starts: list[int], width: int, lo: list[int], hi: list[int]
+    signals: Sequence[torch.Tensor], starts: list[int], width: int, lo: list[int], hi: list[int]
 ) -> torch.Tensor:
-    """(P, N) -> (B, P, width) float64: ``x[:, start:start+width]``, zero outside ``[lo, hi)``."""
-    out = torch.empty(len(starts), x.shape[0], width, dtype=torch.float64, device=x.device)
+    """(S_i, N, C) tensors -> (B, sum S_i*C, width) float64: rows (signal, source, channel)
+    holding ``[start, start + width)`` of each block, zero outside ``[lo, hi)``."""
+    rows = sum(x.shape[0] * x.shape[2] for x in signals)
+    device = signals[0].device
+    out = torch.empty(len(starts), rows, width, dtype=torch.float64, device=device)
     for i, (start, a, b) in enumerate(zip(starts, lo, hi)):
         first, last = min(max(start, a), start + width), max(min(start + width, b), start)
         out[i, :, : first - start] = 0
-        out[i, :, first - start : last - start] = x[:, first:last]
         out[i, :, last - start :] = 0
+        row = 0
+        for x in signals:
+            n = x.shape[0] * x.shape[2]
+            part = x[:, first:last, :].permute(0, 2, 1).reshape(n, last - first)
+            out[i, row : row + n, first - start : last - start] = part
+            row += n
     return out
 
 
-def _lag_correlations(x: torch.Tensor, y: torch.Tensor, n_lags: int) -> torch.Tensor:
-    """(P, N), (Q, N) -> (P, Q, n_lags) float64: r[p, q, k] = sum_n x[p, n + k] y[q, n].
+def _lag_correlations(
+    x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], n_lags: int
+) -> torch.Tensor:
+    """(S_i, N, C) tensors -> (P, Q, n_lags) float64: r[p, q, k] = sum_n x[p, n + k] y[q, n].
+
+    Rows ``p`` (``q``) run over the sources and channels of the tensors in ``x`` (``y``).
 
     Linear (not circular) correlation over the whole signals, accumulated over blocks of the
     signals as cross-spectra, with a single inverse FFT at the end.
     """
-    n = x.shape[1]
+    n = x[0].shape[1]
     # small blocks keep the (P, Q, F) accumulator in cache
     n_fft = _fast_len(max(min(n + n_lags - 1, _CORR_FFT), 2 * n_lags))
     block = n_fft - n_lags + 1
     starts_all = list(range(0, n, block))
     per_batch = max(1, _BATCH_SAMPLES // n_fft)
-    acc = torch.zeros(
-        x.shape[0], y.shape[0], n_fft // 2 + 1, dtype=torch.complex128, device=x.device
-    )
+    n_x, n_y = (sum(t.shape[0] * t.shape[2] for t in group) for group in (x, y))
+    acc = torch.zeros(n_x, n_y, n_fft // 2 + 1, dtype=torch.complex128, device=x[0].device)
     for i in range(0, len(starts_all), per_batch):
         starts = starts_all[i : i + per_batch]
         lo, hi = [0] * len(starts), [n] * len(starts)
@@ -229,13 +237,13 @@ def _distortion_filters(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-track least-squares filters.
 
-    refs, ests: (S*C, N) -> ``all_refs`` (S*C, L, S*C): filter from reference channel (j, c)
+    refs, ests: (S, N, C) -> ``all_refs`` (S*C, L, S*C): filter from reference channel (j, c)
     to estimate channel (k, d), over all references; ``own_ref`` (S, C, L, C): from
     reference channel (k, c) to estimate channel (k, d), over source k's reference only.
     """
-    n_ch = refs.shape[0] // n_src
-    r = _lag_correlations(torch.cat([refs, ests]), refs, filter_len)
-    p = refs.shape[0]
+    n_ch = refs.shape[2]
+    r = _lag_correlations((refs, ests), (refs,), filter_len)
+    p = n_src * n_ch
     gram = _gram(r[:p], filter_len)
     # D[(j, c, m), (k, d)] = r[(k, d), (j, c), m]
     rhs = r[p:].permute(1, 2, 0).reshape(p * filter_len, p)
@@ -260,7 +268,7 @@ def _window_energies(
 ) -> torch.Tensor:
     """Energies of the decomposition in every window, for windows of one common length.
 
-    refs, ests: (S*C, N); bounds: T windows ``(start, stop)`` of equal length; filters as
+    refs, ests: (S, N, C); bounds: T windows ``(start, stop)`` of equal length; filters as
     returned by ``_distortion_filters``. Returns (7, S, T) float64: ``|s|^2, |e - s|^2,
     |Pj - s|^2, |Pj|^2, |Pa - Pj|^2, |Pa|^2, |e - Pa|^2`` where ``s`` is the true image,
     ``e`` the estimate, ``Pj`` the projection on the source's own reference and ``Pa`` on all
@@ -284,15 +292,15 @@ def _window_energies(
     for i in range(0, len(jobs), per_batch):
         frame, start, lo, hi = zip(*jobs[i : i + per_batch])
         nb = len(start)
-        chunk = _gather_blocks(refs, [a - lead for a in start], block + lead, lo, hi)
+        chunk = _gather_blocks((refs,), [a - lead for a in start], block + lead, lo, hi)
         true = chunk[..., lead:]
-        est = _gather_blocks(ests, start, block, lo, hi)
+        est = _gather_blocks((ests,), start, block, lo, hi)
         # outputs reach L - 1 samples past the window end, where the true image and estimate
         # are zero-padded
-        tail = _gather_blocks(
-            torch.ones(1, 1, dtype=torch.float64, device=refs.device).expand(1, refs.shape[1] + lead),
-            start, block, lo, [b + lead for b in hi],
+        out_pos = torch.tensor(start, device=refs.device)[:, None] + torch.arange(
+            block, device=refs.device
         )
+        tail = (out_pos < torch.tensor(hi, device=refs.device)[:, None] + lead)[:, None, :]
         spec = torch.fft.rfft(chunk, n=n_fft)  # (B, P, F)
 
         own = torch.zeros(nb, n_src, n_ch, spec.shape[-1], dtype=spec.dtype, device=spec.device)
@@ -368,22 +376,18 @@ def bss_eval_v4(
     refs = _as_tensor(references, "references")
     ests = _as_tensor(estimates, "estimates", device=refs.device)
     _validate(refs, ests)
-    n_src, n_samples, n_ch = refs.shape
+    n_src, n_samples, _ = refs.shape
     device = refs.device
 
     frames = frame_bounds(n_samples, window, hop)
-    bounds = torch.tensor(frames, dtype=torch.int64, device=device)
-    silent = _silent_frames(refs, bounds) | _silent_frames(ests, bounds)
-
-    flat_refs = refs.permute(0, 2, 1).reshape(n_src * n_ch, n_samples)
-    flat_ests = ests.permute(0, 2, 1).reshape(n_src * n_ch, n_samples)
-    all_refs, own_ref = _distortion_filters(flat_refs, flat_ests, n_src, filter_len)
+    silent = _silent_frames(refs, frames) | _silent_frames(ests, frames)
+    all_refs, own_ref = _distortion_filters(refs, ests, n_src, filter_len)
 
     energies = torch.empty(7, n_src, len(frames), dtype=torch.float64, device=device)
     for length in sorted({e - s for s, e in frames}):
         sel = [t for t, (s, e) in enumerate(frames) if e - s == length]
         energies[:, :, sel] = _window_energies(
-            flat_refs, flat_ests, [frames[t] for t in sel], all_refs, own_ref
+            refs, ests, [frames[t] for t in sel], all_refs, own_ref
         )
 
     true, err, spat, own, interf, proj, artif = energies
