@@ -133,6 +133,16 @@ def test_failing_track_is_reported_and_others_continue(tmp_path, make_stems_fold
     assert (outdir / "report.md").is_file()
 
 
+def test_every_track_failing_still_reports_each(tmp_path, make_stems_folder, capsys):
+    root = tmp_path / "stems"
+    make_stems_folder(root, {"x": ("vocals",), "y": ("bass",)}, seconds=0.5)
+    rc = main(["evaluate", "--root", str(root), "--oracle", "irm1", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert sum("error:" in line for line in err.splitlines()) == 2 and "Traceback" not in err
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
 def test_cli_evaluate_and_report(evaluated, dataset, tmp_path, capsys):
     outdir = tmp_path / "cli"
     rc = main(["evaluate", "--root", str(dataset), "--is-wav", "--oracle", "mixture", "--tracks", "Alpha - One",

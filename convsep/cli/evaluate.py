@@ -47,10 +47,9 @@ def handler(args: argparse.Namespace) -> int:
                       report=not args.no_report)
     for failure in result.failures:
         print(f"convsep evaluate: error: {failure}", file=sys.stderr)
-    if result.evaluated or result.skipped:
-        if not args.no_report:
-            print(render_report([args.outdir]).terminal)
-            print()
+    if result.report is not None:
+        print(render_report([args.outdir]).terminal)
+        print()
     speed = f", {result.audio_seconds / result.elapsed:.2f}x real time" if result.audio_seconds and result.elapsed else ""
     print(f"evaluated {len(result.evaluated)} track-method pair(s), skipped {len(result.skipped)} already done"
           f"{', ' + str(len(result.failures)) + ' failed' if result.failures else ''}; "

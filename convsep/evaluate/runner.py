@@ -28,6 +28,7 @@ from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_estimates,
 from convsep.evaluate.sdr import global_sdr
 from convsep.evaluate.store import (
     METRICS,
+    method_dirs,
     read_meta,
     track_json_path,
     write_meta,
@@ -180,11 +181,14 @@ def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend
             else:
                 estimates = oracle_estimates(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP)
             scores = score(refs, estimates, backend)
-            gsdr = global_sdr(refs.transpose(1, 2), estimates.to(refs.device).transpose(1, 2))
-            write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores,
-                        gsdr.cpu().tolist())
+            estimates = estimates.to(refs.device)
+            # one source at a time: global_sdr works on float64 copies of its inputs
+            gsdr = [float(global_sdr(refs[j:j + 1].transpose(1, 2), estimates[j:j + 1].transpose(1, 2)))
+                    for j in range(len(SOURCES))]
+            write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores, gsdr)
         except Exception as exc:  # report the track, go on with the others
             failures.append(Failure(track.name, method.name, _one_line(exc)))
+        estimates = None
     return failures, refs.shape[-1] / SAMPLE_RATE
 
 
@@ -316,7 +320,7 @@ def evaluate(
                   for m in methods})
     meta["methods"] = known
     write_meta(outdir, meta)
-    if report:
+    if report and method_dirs(outdir):
         from convsep.evaluate.report import render_report
 
         result.report = render_report([outdir], out=outdir / "report.md", plots=outdir).markdown_path
