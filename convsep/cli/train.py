@@ -1,0 +1,113 @@
+"""``convsep train ROOT -o OUTDIR ...`` (multi-process: ``torchrun --nproc-per-node N -m convsep train ...``)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from convsep.data.augment import AugmentConfig
+from convsep.errors import ConvSepError
+from convsep.losses import LOSSES
+from convsep.models import PRESETS
+from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
+
+AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection")
+
+
+def register(subparsers) -> None:
+    d = TrainConfig()
+    a = AugmentConfig()
+    p = subparsers.add_parser("train", help="train a ConvSep model on MUSDB18, MUSDB18-HQ or a folder of stems",
+                              description="Train a model. ROOT is a dataset (MUSDB18 .stem.mp4, MUSDB18-HQ with "
+                                          "--is-wav, the synthetic corpus, a folder of stems) or a prepared cache.")
+    p.add_argument("root", help="dataset root or prepared cache (convsep prepare)")
+    p.add_argument("-o", "--outdir", default=d.outdir, help=f"run folder: best.pt, last.ckpt, history.json, tb/ (default {d.outdir})")
+    p.add_argument("--cache", default=None, help="where to prepare the decoded cache (default OUTDIR/cache)")
+    p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (wav) instead of .stem.mp4")
+    p.add_argument("--layout", choices=("auto", "musdb", "folder"), default="auto")
+    p.add_argument("--model", choices=sorted(PRESETS), default=d.model, help=f"model preset (default {d.model})")
+    p.add_argument("--model-config", default=None, metavar="JSON",
+                   help='overrides of the preset, e.g. \'{"conv1_filters": 64}\' or a JSON file')
+    p.add_argument("--loss", choices=LOSSES, default=d.loss)
+    p.add_argument("--frequency-weighting", action="store_true", help="weight errors 1.0 -> 0.5 over frequency")
+    p.add_argument("--optimiser", "--optimizer", choices=OPTIMISERS, default=d.optimiser)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; adadelta 1.0)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm; 0 disables")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="excerpts per step and process")
+    p.add_argument("--blocks-per-excerpt", type=int, default=d.blocks_per_excerpt)
+    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping; 0 disables")
+    p.add_argument("--valid-seconds", type=float, default=d.valid_seconds)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="extra checkpoints every N steps")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="cpu or cuda (with torchrun: one GPU per process)")
+    p.add_argument("--augment", default=",".join(AUGMENTATIONS), metavar="LIST",
+                   help=f"augmentations to use, comma-separated from {', '.join(AUGMENTATIONS)}, or 'none' (default: all)")
+    p.add_argument("--cross-song-p", type=float, default=a.cross_song_p)
+    p.add_argument("--gain-range", type=float, nargs=2, default=(a.gain_min, a.gain_max), metavar=("MIN", "MAX"))
+    p.add_argument("--channel-swap-p", type=float, default=a.channel_swap_p)
+    p.add_argument("--channel-mute-p", type=float, default=a.channel_mute_p)
+    p.add_argument("--source-dropout-p", type=float, default=a.source_dropout_p)
+    p.add_argument("--silence-db", type=float, default=a.silence_threshold_db, help="reject excerpts quieter than this")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in OUTDIR exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="start over in an OUTDIR that holds a run")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=handler)
+
+
+def _overrides(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        source = Path(text).read_text() if Path(text).is_file() else text
+        value = json.loads(source)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConvSepError(f"--model-config: not JSON nor a JSON file ({exc})") from None
+    if not isinstance(value, dict):
+        raise ConvSepError("--model-config must be a JSON object")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    chosen = {s.strip() for s in args.augment.split(",") if s.strip()} - {"none"}
+    unknown = chosen - set(AUGMENTATIONS)
+    if unknown:
+        raise ConvSepError(f"--augment: unknown {', '.join(sorted(unknown))}; choose from {', '.join(AUGMENTATIONS)}")
+    augment = AugmentConfig(
+        cross_song_p=args.cross_song_p, gain_min=args.gain_range[0], gain_max=args.gain_range[1],
+        channel_swap_p=args.channel_swap_p, channel_mute_p=args.channel_mute_p,
+        source_dropout_p=args.source_dropout_p, silence_threshold_db=args.silence_db,
+        **{name: name in chosen for name in AUGMENTATIONS})
+    lr = args.lr if args.lr is not None else (1.0 if args.optimiser == "adadelta" else 1e-3)
+    return TrainConfig(
+        root=args.root, outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
+        model=args.model, model_overrides=_overrides(args.model_config), loss=args.loss,
+        frequency_weighting=args.frequency_weighting, optimiser=args.optimiser, lr=lr,
+        weight_decay=args.weight_decay, schedule=args.schedule, grad_clip=args.grad_clip,
+        batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
+        steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
+        valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
+    ).validate()
+
+
+def handler(args: argparse.Namespace) -> int:
+    from convsep.training.trainer import train
+
+    result = train(config_from_args(args), resume=args.resume, overwrite=args.overwrite,
+                   progress=not args.no_progress)
+    best = result["best"]
+    if not result["ranks_agree"]:
+        raise ConvSepError("the training processes ended with different weights; this is a bug, please report it")
+    if not result["is_main"]:
+        return 0
+    if result["history"]:
+        score = f"best validation SDR {best['sdr']:.2f} dB at epoch {best['epoch'] + 1}" if best.get("sdr") is not None else "no validation"
+        print(f"trained {result['step']} steps: {score}; model: {Path(args.outdir) / 'best.pt'}")
+    if result.get("processes", 1) > 1:
+        print(f"all {result['processes']} processes ended with identical weights")
+    return 0

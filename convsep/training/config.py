@@ -1,0 +1,72 @@
+"""Everything a training run needs, as one JSON-able record."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+
+from convsep.data.augment import AugmentConfig
+from convsep.errors import ConvSepError
+from convsep.losses import LOSSES
+
+OPTIMISERS = ("adam", "adamw", "adadelta")
+SCHEDULES = ("none", "cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    root: str = ""                      # dataset root, or a prepared cache folder
+    outdir: str = "runs/convsep"
+    cache: str | None = None            # where to prepare the cache (default OUTDIR/cache)
+    is_wav: bool = False
+    layout: str = "auto"
+    model: str = "convsep-stereo"       # preset name
+    model_overrides: dict = field(default_factory=dict)
+    loss: str = "mse"
+    frequency_weighting: bool = False
+    optimiser: str = "adam"
+    lr: float = 1e-3                    # Adadelta: 1.0, as the reference
+    weight_decay: float = 0.0
+    schedule: str = "plateau"
+    grad_clip: float = 5.0              # max gradient norm; 0 disables
+    batch_size: int = 32                # excerpts per step (per process)
+    blocks_per_excerpt: int = 4         # each excerpt gives this many 30-frame blocks
+    steps_per_epoch: int = 200
+    epochs: int = 40
+    patience: int = 10                  # epochs without a better validation SDR; 0 disables
+    valid_seconds: float = 30.0         # of each validation track, from its start
+    checkpoint_every: int = 0           # steps between extra checkpoints; 0: each epoch only
+    seed: int = 42
+    device: str = "cpu"
+    augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())
+    tensorboard: bool = True
+
+    def validate(self) -> "TrainConfig":
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {', '.join(LOSSES)}")
+        if self.optimiser not in OPTIMISERS:
+            problems.append(f"optimiser must be one of {', '.join(OPTIMISERS)}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
+        for name in ("batch_size", "blocks_per_excerpt", "steps_per_epoch", "epochs"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.lr <= 0:
+            problems.append("lr must be positive")
+        if self.valid_seconds <= 0:
+            problems.append("valid_seconds must be positive")
+        if problems:
+            raise ConvSepError("invalid training settings: " + "; ".join(problems))
+        AugmentConfig.from_dict(self.augment)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConvSepError(f"unknown training settings {sorted(unknown)}")
+        return cls(**data).validate()

@@ -1,0 +1,304 @@
+"""The training loop: cache -> sampler -> loss -> step, validation through the Separator,
+best and last checkpoints, exact resume, early stopping, logs."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
+from convsep.errors import ConvSepError
+from convsep.evaluate.sdr import global_sdr
+from convsep.modelfile import atomic_write_bytes, save_model
+from convsep.models import ConvSep, preset
+from convsep.separate import Separator
+from convsep.training import distributed
+from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
+from convsep.training.config import TrainConfig
+from convsep.training.logs import TensorBoardLog
+from convsep.training.step import LossComputer, excerpt_samples
+
+BEST, LAST, HISTORY, CONFIG = "best.pt", "last.ckpt", "history.json", "config.json"
+
+
+def _optimiser(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimiser == "adadelta":
+        return torch.optim.Adadelta(params, lr=config.lr, rho=0.95, eps=1e-6, weight_decay=config.weight_decay)
+    if config.optimiser == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(config: TrainConfig, optimiser):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.epochs * config.steps_per_epoch)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, mode="max", factor=0.5,
+                                                          patience=max(1, config.patience // 3))
+    return None
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True):
+        self.config = config.validate()
+        self.ctx, self.device = distributed.init(config.device)
+        self.progress = progress and self.ctx.is_main
+        self.outdir = Path(config.outdir)
+        self._check_outdir(resume, overwrite)
+        torch.manual_seed(config.seed)
+        self.model = ConvSep(preset(config.model, **config.model_overrides)).to(self.device)
+        self.model_config = self.model.config
+        self.net = self.model
+        if self.ctx.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
+        self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device)
+        self.optimiser = _optimiser(config, self.model.parameters())
+        self.scheduler = _scheduler(config, self.optimiser)
+        self.cache = self._open_data()
+        generator = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + self.ctx.rank)
+        self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train"),
+                                      excerpt_samples(self.model_config, config.blocks_per_excerpt),
+                                      config.batch_size, AugmentConfig.from_dict(config.augment), generator)
+        self.valid = self._validation_tracks() if self.ctx.is_main else []
+        self.step, self.history, self.best = 0, [], {"sdr": -math.inf, "epoch": None}
+        if resume:
+            self._restore(load_checkpoint(self.outdir / LAST))
+
+    # -- set-up -----------------------------------------------------------------------
+    def _check_outdir(self, resume: bool, overwrite: bool) -> None:
+        last = self.outdir / LAST
+        if resume:
+            if not last.exists():
+                raise ConvSepError(f"{self.outdir}: nothing to resume (no {LAST}); drop --resume to start")
+            return
+        if last.exists() and not overwrite:
+            raise ConvSepError(f"{self.outdir} holds a run; pass --resume to continue it or --overwrite to start over")
+        if self.ctx.is_main:
+            try:
+                self.outdir.mkdir(parents=True, exist_ok=True)
+                if overwrite:
+                    for name in (BEST, LAST, HISTORY):
+                        (self.outdir / name).unlink(missing_ok=True)
+                    shutil.rmtree(self.outdir / "tb", ignore_errors=True)
+            except OSError as exc:
+                raise ConvSepError(f"{self.outdir}: cannot write the output folder ({exc.strerror})") from None
+
+    def _open_data(self):
+        root = Path(self.config.root)
+        if not self.config.root or not root.exists():
+            raise ConvSepError(f"{root}: no such dataset folder")
+        if (root / "index.json").exists():
+            return open_cache(root)
+        cache_dir = Path(self.config.cache) if self.config.cache else self.outdir / "cache"
+        if self.ctx.is_main:
+            prepare_cache(root, cache_dir, subsets=("train",), is_wav=self.config.is_wav,
+                          layout=self.config.layout, progress=self.progress)
+        distributed.broadcast(self.ctx, None)  # the others wait for the cache
+        return open_cache(cache_dir)
+
+    def _validation_tracks(self) -> list[tuple[str, torch.Tensor]]:
+        limit = int(self.config.valid_seconds * self.cache.rate)
+        tracks = [(self.cache.tracks[i].name, torch.from_numpy(self.cache.load(i)[..., :limit].copy()))
+                  for i in self.cache.select(split="valid")]
+        if not tracks:
+            print("train: note: the dataset has no validation split; the best model is the last one")
+        return tracks
+
+    # -- state ------------------------------------------------------------------------
+    def _state(self) -> dict:
+        samplers = distributed.gather(self.ctx, self.sampler.state_dict())
+        return {
+            "train_config": self.config.to_dict(),
+            "model_config": self.model_config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "samplers": samplers,
+            "rng": torch.get_rng_state(),
+            "step": self.step,
+            "history": self.history,
+            "best": self.best,
+        }
+
+    def _restore(self, state: dict) -> None:
+        diff = config_difference(state["model_config"], self.model_config.to_dict())
+        if diff:
+            raise ConvSepError(f"{self.outdir / LAST} was made with another model config ({diff}); "
+                               "use the same model options or another --outdir")
+        if len(state["samplers"]) != self.ctx.world_size:
+            raise ConvSepError(f"{self.outdir / LAST} was made with {len(state['samplers'])} processes; "
+                               f"resume with the same number (now {self.ctx.world_size})")
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["samplers"][self.ctx.rank])
+        torch.set_rng_state(state["rng"])
+        self.step, self.history, self.best = state["step"], state["history"], state["best"]
+
+    def _save(self) -> None:
+        state = self._state()
+        if self.ctx.is_main:
+            save_checkpoint(self.outdir / LAST, state)
+            atomic_write_bytes(self.outdir / HISTORY, json.dumps(self.history, indent=1).encode())
+
+    def _metadata(self, scores: dict) -> dict:
+        return {
+            "trained_on": self.config.root,
+            "steps": self.step,
+            "epochs": self.step // self.config.steps_per_epoch,
+            "blocks_seen": self.step * self.config.batch_size * self.config.blocks_per_excerpt * self.ctx.world_size,
+            "validation_global_sdr": scores,
+            "train_config": self.config.to_dict(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+
+    # -- validation -------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, log: TensorBoardLog) -> dict[str, float]:
+        """Global SDR per source on the validation tracks (mean over tracks)."""
+        if not self.valid:
+            return {}
+        self.model.eval()
+        separator = Separator(self.model, device=self.device)
+        sources = self.model_config.sources
+        scores = []
+        for k, (name, track) in enumerate(self.valid):
+            refs = track if self.model_config.channels == 2 else track.mean(1, keepdim=True)
+            estimates = separator.separate_tensor(refs.sum(0))
+            scores.append(global_sdr(refs.transpose(1, 2), estimates.transpose(1, 2)).numpy())
+            if k == 0:
+                seconds = min(refs.shape[-1], 10 * self.cache.rate)
+                mixture = refs.sum(0)[:, :seconds].to(self.device)
+                masks = separator.masks(separator.stft(mixture)).cpu()
+                log.example("valid", mixture.cpu(), estimates[..., :seconds], masks, sources, self.cache.rate, self.step)
+        self.model.train()
+        mean = np.mean(scores, axis=0)
+        return {source: float(v) for source, v in zip(sources, mean)}
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        """The training loss on consecutive excerpts of the validation tracks (no augmentation)."""
+        if not self.valid:
+            return None
+        length = self.sampler.excerpt_samples
+        losses = []
+        for _, track in self.valid:
+            count = min(track.shape[-1] // length, 64)
+            if count:
+                excerpts = track[..., :count * length].reshape(*track.shape[:2], count, length).movedim(2, 0)
+                losses.append(self.loss_of(self.model, excerpts.to(self.device)).item())
+        return float(np.mean(losses)) if losses else None
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.config
+        if self.ctx.is_main:
+            atomic_write_bytes(self.outdir / CONFIG, json.dumps(
+                {"train": cfg.to_dict(), "model": self.model_config.to_dict()}, indent=1).encode())
+        log = TensorBoardLog(self.outdir / "tb" if cfg.tensorboard and self.ctx.is_main else None)
+        self.model.train()
+        if self.step == 0 and not self.history:
+            self._record_untrained()
+        try:
+            while self.step < cfg.epochs * cfg.steps_per_epoch:
+                epoch = self.step // cfg.steps_per_epoch
+                if self.best.get("epoch") is not None and cfg.patience and epoch - self.best["epoch"] > cfg.patience:
+                    if self.ctx.is_main:
+                        print(f"train: early stop: no better validation SDR for {cfg.patience} epochs")
+                    break
+                self._epoch(epoch, log)
+        finally:
+            log.close()
+        agree = self._ranks_agree()
+        if self.ctx.is_main and not (self.outdir / BEST).exists():
+            save_model(self.outdir / BEST, self.model, self._metadata({}))
+        distributed.close(self.ctx)
+        return {"step": self.step, "best": self.best, "history": self.history, "ranks_agree": agree,
+                "processes": self.ctx.world_size, "is_main": self.ctx.is_main}
+
+    def _record_untrained(self) -> None:
+        """Epoch 0 of the history: the untrained model's validation scores, for comparison."""
+        scores = distributed.broadcast(self.ctx, self.validate(TensorBoardLog(None)) if self.ctx.is_main else {})
+        valid_loss = self.validation_loss() if self.ctx.is_main else None
+        self.history.append({"epoch": 0, "step": 0, "train_loss": None, "valid_loss": valid_loss,
+                             "valid_sdr": scores, "valid_sdr_mean": float(np.mean(list(scores.values()))) if scores else None,
+                             "lr": self.optimiser.param_groups[0]["lr"], "seconds": 0.0, "blocks_per_second": None})
+
+    def _epoch(self, epoch: int, log: TensorBoardLog) -> None:
+        cfg = self.config
+        started, losses = time.perf_counter(), []
+        first = self.step - epoch * cfg.steps_per_epoch
+        bar = tqdm(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not self.progress, leave=False)
+        for _ in bar:
+            losses.append(self._train_step())
+            if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step % cfg.steps_per_epoch:
+                self._save()
+            bar.set_postfix(loss=f"{losses[-1]:.4g}")
+        elapsed = time.perf_counter() - started
+        train_loss = distributed.mean(self.ctx, float(np.mean(losses)) if losses else float("nan"))
+        scores = self.validate(log) if self.ctx.is_main else {}
+        scores = distributed.broadcast(self.ctx, scores)
+        valid_loss = self.validation_loss() if self.ctx.is_main else None
+        mean_sdr = float(np.mean(list(scores.values()))) if scores else float("nan")
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scores:
+            self.scheduler.step(mean_sdr)
+        improved = (not scores) or mean_sdr > self.best["sdr"]
+        if improved:
+            self.best = {"sdr": mean_sdr if scores else None, "epoch": epoch, "scores": scores}
+            if self.ctx.is_main:
+                save_model(self.outdir / BEST, self.model, self._metadata(scores))
+        blocks = len(losses) * cfg.batch_size * cfg.blocks_per_excerpt * self.ctx.world_size
+        record = {"epoch": epoch + 1, "step": self.step, "train_loss": train_loss, "valid_loss": valid_loss, "valid_sdr": scores,
+                  "valid_sdr_mean": mean_sdr if scores else None, "lr": self.optimiser.param_groups[0]["lr"],
+                  "seconds": elapsed, "blocks_per_second": blocks / max(elapsed, 1e-9)}
+        self.history.append(record)
+        self._save()
+        if self.ctx.is_main:
+            log.scalars({"loss/train": train_loss, "loss/valid": valid_loss, "lr": record["lr"], "speed/blocks_per_second":
+                         record["blocks_per_second"], **{f"valid_sdr/{k}": v for k, v in scores.items()},
+                         "valid_sdr/mean": mean_sdr}, self.step)
+            print(self._summary(record))
+
+    def _summary(self, r: dict) -> str:
+        sdr = "  ".join(f"{k[:3]} {v:5.2f}" for k, v in r["valid_sdr"].items())
+        valid = f"valid SDR {sdr} (mean {r['valid_sdr_mean']:.2f}, best {self.best['sdr']:.2f} @ {self.best['epoch'] + 1})" \
+            if r["valid_sdr"] else "no validation"
+        vloss = f" / valid {r['valid_loss']:.5g}" if r.get("valid_loss") is not None else ""
+        return (f"epoch {r['epoch']:3d}/{self.config.epochs}  loss {r['train_loss']:.5g}{vloss}  {valid}  "
+                f"lr {r['lr']:.3g}  {r['blocks_per_second']:.0f} blocks/s  {r['seconds']:.1f} s")
+
+    def _train_step(self) -> float:
+        batch = self.sampler.sample()
+        loss = self.loss_of(self.net, batch)
+        if not torch.isfinite(loss):
+            raise ConvSepError(f"the loss became {loss.item()} at step {self.step}; lower --lr or check the data")
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimiser.step()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+            self.scheduler.step()
+        self.step += 1
+        return loss.item()
+
+    def _ranks_agree(self) -> bool:
+        """Whether every process ends with the same weights (always true for one process)."""
+        checksum = float(sum(p.detach().double().sum().item() for p in self.model.parameters()))
+        sums = distributed.gather(self.ctx, checksum)
+        return all(s == sums[0] for s in sums)
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """Runs (or resumes) a training run; returns {"step", "best", "history", "ranks_agree"}."""
+    return Trainer(config, resume, overwrite, progress).run()
