@@ -12,7 +12,7 @@ setup: $(STAMP)
 
 ## Separate the bundled demo song with the default model; stems and a figure go to separated/.
 demo: $(STAMP)
-	$(PY) -m convsep demo -o separated
+	$(PY) -m convsep demo -o separated --overwrite
 
 ## The whole test suite (about 10 minutes on 2 cores).
 test: $(STAMP)

@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping; 0 disables")
     p.add_argument("--valid-seconds", type=float, default=d.valid_seconds)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="extra checkpoints every N steps")
+    p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop after the epoch that passes this many minutes")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="cpu or cuda (with torchrun: one GPU per process)")
     p.add_argument("--augment", default=",".join(AUGMENTATIONS), metavar="LIST",
@@ -91,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
+        max_minutes=args.max_minutes,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

@@ -106,7 +106,7 @@ PRESETS: dict[str, ConvSepConfig] = {
     ),
     # Wider, log-compressed input with learned normalisation and ReLU between convs.
     "convsep-plus": ConvSepConfig(
-        channels=2, conv1_filters=128, conv2_filters=64, time_kernel=10, bottleneck=256,
+        channels=2, conv1_filters=64, conv2_filters=32, time_kernel=10, bottleneck=256,
         tied=False, output_bias="conv", conv_activation="relu", input_transform="log1p",
         input_norm=True, block_hop=10,
     ),

@@ -35,6 +35,7 @@ class TrainConfig:
     patience: int = 10                  # epochs without a better validation SDR; 0 disables
     valid_seconds: float = 30.0         # of each validation track, from its start
     checkpoint_every: int = 0           # steps between extra checkpoints; 0: each epoch only
+    max_minutes: float = 0.0            # stop after the epoch that passes this wall time; 0: no limit
     seed: int = 42
     device: str = "cpu"
     augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())

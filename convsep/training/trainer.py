@@ -206,6 +206,7 @@ class Trainer:
                 {"train": cfg.to_dict(), "model": self.model_config.to_dict()}, indent=1).encode())
         log = TensorBoardLog(self.outdir / "tb" if cfg.tensorboard and self.ctx.is_main else None)
         self.model.train()
+        started = time.perf_counter()
         if self.step == 0 and not self.history:
             self._record_untrained()
         try:
@@ -216,6 +217,11 @@ class Trainer:
                         print(f"train: early stop: no better validation SDR for {cfg.patience} epochs")
                     break
                 self._epoch(epoch, log)
+                out_of_time = cfg.max_minutes and time.perf_counter() - started > 60 * cfg.max_minutes
+                if distributed.broadcast(self.ctx, out_of_time) and self.step < cfg.epochs * cfg.steps_per_epoch:
+                    if self.ctx.is_main:
+                        print(f"train: stopping after {cfg.max_minutes:g} minutes (--max-minutes); --resume continues")
+                    break
         finally:
             log.close()
         agree = self._ranks_agree()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The recipe of the bundled models: synthetic corpus -> cache -> three trainings -> evaluation.
+#   bash scripts/train_models.sh [WORK_DIR]      (CPU; about 80 minutes of training on 2 cores)
+# Set DEVICE=cuda to train on a GPU, MINUTES_SCALE to train longer (e.g. 4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-work}
+PY=${PY:-.venv/bin/python}
+DEVICE=${DEVICE:-cpu}
+SCALE=${MINUTES_SCALE:-1}
+CORPUS=$WORK/synth-100
+CACHE=$WORK/cache-synth-100
+mkdir -p "$WORK"
+
+[ -d "$CORPUS" ] || $PY -m convsep synth "$CORPUS" --tracks-train 100 --tracks-test 50 --seconds 60 --seed 0 --jobs 2
+[ -f "$CACHE/index.json" ] || $PY -m convsep prepare "$CORPUS" "$CACHE" --subsets train
+
+common=(--device "$DEVICE" --steps-per-epoch 300 --epochs 1000 --valid-seconds 10 --patience 8 --seed 0 --no-progress)
+minutes() { $PY -c "print($1 * $SCALE)"; }
+
+# 1. The improved model: wider, log-compressed normalised input, ReLU, all augmentations, MSE.
+$PY -m convsep train "$CACHE" -o "$WORK/runs/convsep-plus" --model convsep-plus --loss mse \
+    --optimiser adam --lr 1e-3 --batch-size 16 --blocks-per-excerpt 4 --max-minutes "$(minutes 30)" "${common[@]}"
+
+# 2. The seed's stereo model with the seed's augmentations (random excerpts, cross-song mixing,
+#    channel muting, source muting) and the DeepConvSep loss.
+$PY -m convsep train "$CACHE" -o "$WORK/runs/convsep-stereo" --model convsep-stereo --loss deepconvsep \
+    --optimiser adam --lr 1e-3 --batch-size 16 --blocks-per-excerpt 4 \
+    --augment cross_song,channel_mute,source_dropout,silence_rejection --max-minutes "$(minutes 25)" "${common[@]}"
+
+# 3. The faithful mono DeepConvSep: its loss, Adadelta (lr 1.0), batch 32, no augmentation.
+$PY -m convsep train "$CACHE" -o "$WORK/runs/deepconvsep" --model deepconvsep --loss deepconvsep \
+    --optimiser adadelta --lr 1.0 --batch-size 32 --blocks-per-excerpt 1 --augment none \
+    --max-minutes "$(minutes 20)" "${common[@]}"
