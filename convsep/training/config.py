@@ -33,7 +33,7 @@ class TrainConfig:
     steps_per_epoch: int = 200
     epochs: int = 40
     patience: int = 10                  # epochs without a better validation SDR; 0 disables
-    valid_seconds: float = 30.0         # of each validation track, from its start
+    valid_seconds: float = 30.0         # of each validation track, around its middle
     checkpoint_every: int = 0           # steps between extra checkpoints; 0: each epoch only
     max_minutes: float = 0.0            # stop after the epoch that passes this wall time; 0: no limit
     seed: int = 42

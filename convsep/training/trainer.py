@@ -106,8 +106,11 @@ class Trainer:
 
     def _validation_tracks(self) -> list[tuple[str, torch.Tensor]]:
         limit = int(self.config.valid_seconds * self.cache.rate)
-        tracks = [(self.cache.tracks[i].name, torch.from_numpy(self.cache.load(i)[..., :limit].copy()))
-                  for i in self.cache.select(split="valid")]
+        tracks = []
+        for i in self.cache.select(split="valid"):
+            audio = self.cache.load(i)
+            start = max(0, (audio.shape[-1] - limit) // 2)  # the middle: intros often lack sources
+            tracks.append((self.cache.tracks[i].name, torch.from_numpy(audio[..., start:start + limit].copy())))
         if not tracks:
             print("train: note: the dataset has no validation split; the best model is the last one")
         return tracks
