@@ -6,7 +6,7 @@ random signals (the cost does not depend on the content), checks that their per-
 numbers agree, and reports wall-clock and process CPU time. On a CUDA machine it also times
 the torch version on the GPU.
 
-    python benchmarks/bsseval_speed.py [--seconds 30 240] [--skip-museval-long]
+    python benchmarks/bsseval_speed.py [--seconds 30 240] [--threads 1] [--skip-museval-long]
 
 With --skip-museval-long museval is only run on tracks of at most 30 s; its time on longer
 tracks is then extrapolated from a fit ``a + b * seconds`` on two short tracks and marked
@@ -72,8 +72,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[30.0, 240.0])
     parser.add_argument("--skip-museval-long", action="store_true",
                         help="run museval only on tracks of at most 30 s; extrapolate longer ones")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for the fast version (default: torch's default)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bsseval_speed.json"))
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     museval_fit = None
     if args.skip_museval_long and any(s > 30 for s in args.seconds):
@@ -105,6 +109,7 @@ def main() -> None:
         "machine": {
             "cpu": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
             "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },

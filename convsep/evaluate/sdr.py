@@ -8,6 +8,7 @@ import torch
 from convsep.errors import ConvSepError
 
 _EPS = 1e-7
+_CHUNK = 1 << 20
 
 
 def global_sdr(
@@ -32,7 +33,12 @@ def global_sdr(
         raise ConvSepError(
             f"expected (sources, samples, channels) or (sources, samples), got {tuple(refs.shape)}"
         )
-    refs, ests = refs.to(torch.float64).flatten(1), ests.to(torch.float64).flatten(1)
-    num = refs.square().sum(dim=1) + _EPS
-    den = (refs - ests).square().sum(dim=1) + _EPS
-    return 10 * torch.log10(num / den)
+    num = torch.zeros(refs.shape[0], dtype=torch.float64, device=refs.device)
+    den = torch.zeros_like(num)
+    # float64 sums over chunks: memory stays bounded on long tracks
+    for start in range(0, refs.shape[1], _CHUNK):
+        r = refs[:, start : start + _CHUNK].to(torch.float64)
+        e = ests[:, start : start + _CHUNK].to(torch.float64)
+        num += r.square().flatten(1).sum(dim=1)
+        den += (r - e).square().flatten(1).sum(dim=1)
+    return 10 * torch.log10((num + _EPS) / (den + _EPS))
