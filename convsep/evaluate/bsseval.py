@@ -67,9 +67,9 @@ def _as_tensor(x: ArrayLike, name: str, device: torch.device | None = None) -> t
     return x
 
 
-def _any_source_silent(x: torch.Tensor) -> torch.Tensor:
-    """(S, n, C) -> bool: some source sums to zero over channels at every sample."""
-    return ~(x.sum(dim=2) != 0).any(dim=1)
+def _activity(x: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
+    """(S, N, C) -> (S, N) bool: the channels of the source do not sum to zero at the sample."""
+    return torch.cat([x[:, i : i + chunk].sum(dim=2) != 0 for i in range(0, x.shape[1], chunk)], 1)
 
 
 def _validate(references: torch.Tensor, estimates: torch.Tensor) -> None:
@@ -92,9 +92,9 @@ def _validate(references: torch.Tensor, estimates: torch.Tensor) -> None:
         raise ConvSepError(f"empty input of shape {tuple(references.shape)}; nothing to evaluate")
     for name, x in (("references", references), ("estimates", estimates)):
         # audio sums never overflow: a non-finite sum means a NaN or infinite sample
-        if not bool(torch.isfinite(x.sum(dtype=torch.float64))):
+        if not bool(torch.isfinite(x.sum())):
             raise ConvSepError(f"{name} contain NaN or infinite samples")
-        silent = _any_source_silent(x)
+        silent = ~_activity(x).any(dim=1)
         if bool(silent.any()):
             idx = silent.nonzero().flatten().tolist()
             raise ConvSepError(
@@ -145,7 +145,7 @@ def _fast_len(n: int) -> int:
 
 def _silent_frames(x: torch.Tensor, frames: list[tuple[int, int]]) -> torch.Tensor:
     """(S, N, C) -> (T,) bool: some source sums to zero over channels throughout the frame."""
-    active = x.sum(dim=2) != 0  # (S, N)
+    active = _activity(x)
     return torch.stack([~active[:, s:e].any(dim=1).all() for s, e in frames])
 
 
@@ -221,8 +221,8 @@ def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     Cholesky where ``G + eps I`` is numerically positive definite, LU otherwise, and least
     squares on ``G`` if LU meets an exactly singular matrix (museval's fallback).
     """
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
-    reg = gram + _EPS * eye
+    reg = gram.clone()
+    reg.diagonal(dim1=-2, dim2=-1).add_(_EPS)
     factor, info = torch.linalg.cholesky_ex(reg)
     if not bool((info != 0).any()):
         return torch.cholesky_solve(rhs, factor)
