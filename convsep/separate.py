@@ -18,10 +18,10 @@ import torch
 
 from convsep.audio import SAMPLE_RATE, adapt_channels, check_waveform, resample
 from convsep.errors import ConvSepError
-from convsep.masks import soft_masks
+from convsep.masks import masked_mixtures, soft_masks
 from convsep.modelfile import load_model
 from convsep.models import ConvSep
-from convsep.spectral import STFT, block_weights, overlap_add, to_blocks
+from convsep.spectral import STFT, block_weights
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Separator:
 
     def __init__(self, model: ConvSep, device: str | torch.device | None = "cpu",
                  block_hop: int | None = None, crossfade: str | None = None,
-                 mask_power: float | None = None, segment_seconds: float = 20.0,
+                 mask_power: float | None = None, segment_seconds: float = 5.0,
                  batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
                  metadata: dict | None = None):
         cfg = model.config
@@ -83,6 +83,8 @@ class Separator:
         self.crossfade = crossfade or cfg.crossfade
         self.mask_power = float(mask_power or cfg.mask_power)
         self.batch_blocks = max(1, int(batch_blocks))
+        # blocks per matmul of the last decoder layer: small enough to stay in cache
+        self.chunk_blocks = min(self.batch_blocks, 64)
         # Frames of context each segment reads on both sides, and frames per segment core;
         # both multiples of the block hop, so segments share the whole signal's block grid.
         self.margin = math.ceil((cfg.context - 1) / self.block_hop) * self.block_hop
@@ -111,13 +113,12 @@ class Separator:
     def estimate(self, magnitude: torch.Tensor) -> torch.Tensor:
         """|STFT| (channels, bins, frames) -> source magnitudes (sources, channels, bins,
         frames), blocks on the grid 0, block_hop, ... of these frames."""
-        C, _, frames = magnitude.shape
-        blocks = to_blocks(magnitude, self.config.context, self.block_hop)   # (C, nb, T, bins)
-        blocks = blocks.transpose(0, 1)                                      # (nb, C, T, bins)
-        parts = [self.model(blocks[i:i + self.batch_blocks])
-                 for i in range(0, blocks.shape[0], self.batch_blocks)]
-        estimates = torch.cat(parts).permute(1, 2, 0, 3, 4)                  # (S, C, nb, T, bins)
-        return overlap_add(estimates, frames, self.block_hop, self._weights)
+        return self._estimate_frames(magnitude.transpose(-1, -2)).transpose(-1, -2)
+
+    def _estimate_frames(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """|STFT| frames-major (channels, frames, bins) -> (sources, channels, frames, bins)."""
+        return self.model.estimate_frames(magnitude, self.block_hop, self._weights,
+                                          chunk_blocks=self.chunk_blocks)
 
     @torch.inference_mode()
     def masks(self, spec: torch.Tensor) -> torch.Tensor:
@@ -176,18 +177,19 @@ class Separator:
         first = max(0, start - self.margin)
         last = stop + self.margin if frames is None else min(stop + self.margin, frames)
         segment = buffer[:, first * hop - buf_start:(last - 1) * hop + n_fft - buf_start]
-        spec = stft.forward_padded(segment)                                  # (C, bins, F_seg)
-        masks = self.masks(spec)[..., start - first:stop - first]            # (S, C, bins, core)
-        core_spec = spec[..., start - first:stop - first]
-        grouped = torch.stack([masks[list(o.sources)].sum(0) for o in self.outputs])
-        signal = stft.frames_to_signal(grouped * core_spec)                  # (O, C, len)
+        spec = stft.forward_padded(segment).transpose(-1, -2)               # (C, F_seg, bins)
+        estimates = self._estimate_frames(spec.abs())[:, :, start - first:stop - first]
+        stems = masked_mixtures(estimates, spec[:, start - first:stop - first],
+                                [o.sources for o in self.outputs], self.mask_power,
+                                overwrite=True)                              # (O, C, core, bins)
+        signal = stft.frames_to_signal(stems.transpose(-1, -2))            # (O, C, len)
         if tail is not None:
             signal[..., :tail.shape[-1]] += tail
         end = stop * hop if frames is None or stop < frames else signal.shape[-1] + start * hop
         final = signal[..., :end - start * hop]
         new_tail = signal[..., end - start * hop:]
         env = stft.envelope(start * hop, end, frames or stop + n_fft, self.device)
-        final = final / env.clamp_min(1e-10)
+        final = final.mul_(env.clamp_min(1e-10).reciprocal_())
         lo, hi = max(start * hop, half), min(end, half + total)           # original samples only
         return final[..., lo - start * hop:hi - start * hop].float().cpu(), new_tail
 

@@ -32,12 +32,17 @@ class STFT:
         return 1 + samples // self.hop
 
     def forward_padded(self, padded: torch.Tensor) -> torch.Tensor:
-        """Uncentred STFT of an already padded signal: (..., n) -> complex (..., bins, frames)."""
-        shape = padded.shape[:-1]
-        spec = torch.stft(padded.reshape(-1, padded.shape[-1]), self.n_fft, self.hop,
-                          window=self.window(padded.device, padded.dtype), center=False,
-                          return_complex=True)
-        return spec.reshape(*shape, *spec.shape[-2:])
+        """Uncentred STFT of an already padded signal: (..., n) -> complex (..., bins, frames).
+
+        The result is a transposed view of frames-major storage (..., frames, bins) (the
+        layout the rFFT produces; ``.transpose(-1, -2)`` of it is contiguous), which is what
+        the model's blocks and the inverse want; values equal ``torch.stft(center=False)``.
+        """
+        if padded.shape[-1] < self.n_fft:
+            raise ValueError(f"signal of {padded.shape[-1]} samples is shorter than n_fft ({self.n_fft})")
+        frames = padded.unfold(-1, self.n_fft, self.hop)              # (..., frames, n_fft) view
+        window = self.window(padded.device, padded.dtype)
+        return torch.fft.rfft(frames * window, dim=-1).transpose(-1, -2)
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         """(..., samples) -> complex (..., bins, 1 + samples // hop)."""
@@ -47,24 +52,62 @@ class STFT:
         right = (frames - 1) * self.hop + self.n_fft - half - samples
         return self.forward_padded(F.pad(waveform, (half, right)))
 
-    def frames_to_signal(self, spec: torch.Tensor) -> torch.Tensor:
+    def frames_to_signal(self, spec: torch.Tensor, chunk_frames: int = 2048) -> torch.Tensor:
         """Windowed overlap-add of frames, not yet divided by the window envelope:
-        complex (..., bins, frames) -> (..., (frames - 1) * hop + n_fft)."""
-        shape = spec.shape[:-2]
-        frames = spec.shape[-1]
-        chunks = torch.fft.irfft(spec.reshape(-1, *spec.shape[-2:]), n=self.n_fft, dim=-2)
-        chunks = chunks * self.window(spec.device, chunks.dtype)[:, None]
+        complex (..., bins, frames) -> (..., (frames - 1) * hop + n_fft).
+
+        The inverse rFFT runs along contiguous bins (frames-major storage, as ``__call__``
+        returns it; other layouts are copied once) in chunks of ``chunk_frames`` frames,
+        each windowed and added into the output at its ``n_fft / hop`` shifts while it is
+        still in cache.
+        """
+        shape, (bins, frames) = spec.shape[:-2], spec.shape[-2:]
         length = (frames - 1) * self.hop + self.n_fft
-        out = F.fold(chunks, output_size=(1, length), kernel_size=(1, self.n_fft), stride=(1, self.hop))
+        rows = spec.transpose(-1, -2).reshape(-1, frames, bins)        # (N, frames, bins)
+        window = self.window(spec.device, rows.real.dtype)
+        if self.n_fft % self.hop:
+            chunks = torch.fft.irfft(rows, n=self.n_fft, dim=-1) * window
+            out = F.fold(chunks.transpose(1, 2), output_size=(1, length),
+                         kernel_size=(1, self.n_fft), stride=(1, self.hop))
+            return out.reshape(*shape, length)
+        shifts = self.n_fft // self.hop
+        out = rows.real.new_zeros(rows.shape[0], length)
+        for first in range(0, frames, chunk_frames):
+            last = min(frames, first + chunk_frames)
+            chunk = torch.fft.irfft(rows[:, first:last], n=self.n_fft, dim=-1)
+            chunk = chunk.mul_(window).view(rows.shape[0], last - first, shifts, self.hop)
+            for k in range(shifts):
+                out[:, (first + k) * self.hop:(last + k) * self.hop].view(
+                    rows.shape[0], last - first, self.hop).add_(chunk[:, :, k])
         return out.reshape(*shape, length)
 
     def envelope(self, start: int, stop: int, total_frames: int, device=None,
                  dtype=torch.float32) -> torch.Tensor:
         """Sum of squared windows over the frames of a centred STFT with ``total_frames``
-        frames, at padded sample positions [start, stop): (stop - start,)."""
+        frames, at padded sample positions [start, stop): (stop - start,).
+
+        Away from both ends it is periodic with period hop; only the first and last n_fft
+        samples of the padded signal are computed frame by frame.
+        """
+        if stop <= start:
+            return torch.zeros(0, device=device, dtype=dtype)
         window_sq = self.window(device, dtype) ** 2
-        positions = torch.arange(start, stop, device=device)
-        env = torch.zeros(stop - start, device=device, dtype=dtype)
+        end = (total_frames - 1) * self.hop + self.n_fft        # padded length
+        if end <= 2 * self.n_fft or (stop - start) <= 2 * self.n_fft:
+            return self._envelope_exact(start, stop, total_frames, window_sq)
+        # periodic part: sum over k of window_sq[j + k hop], tiled from position start
+        period = F.pad(window_sq, (0, -self.n_fft % self.hop)).reshape(-1, self.hop).sum(0)
+        env = period.roll(-(start % self.hop)).repeat(math.ceil((stop - start) / self.hop))[:stop - start]
+        for lo, hi in ((0, self.n_fft), (end - self.n_fft, end)):
+            lo, hi = max(lo, start), min(hi, stop)
+            if lo < hi:
+                env[lo - start:hi - start] = self._envelope_exact(lo, hi, total_frames, window_sq)
+        return env
+
+    def _envelope_exact(self, start: int, stop: int, total_frames: int,
+                        window_sq: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(start, stop, device=window_sq.device)
+        env = torch.zeros(stop - start, device=window_sq.device, dtype=window_sq.dtype)
         for k in range(math.ceil(self.n_fft / self.hop)):
             frame = positions // self.hop - k
             offset = positions - frame * self.hop

@@ -8,6 +8,8 @@ separate branches, with the same parameter count.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -72,13 +74,20 @@ class ConvSep(nn.Module):
             x = (x - self.input_mean) * self.input_gain
         return x
 
+    def _conv1_weight(self) -> torch.Tensor:
+        """conv1 as a matrix (f1, channels * bins)."""
+        return self.conv1.weight.reshape(self.conv1.out_channels, -1)
+
     def encode(self, magnitude: torch.Tensor) -> torch.Tensor:
         """(B, channels, context, bins) -> (B, bottleneck)."""
         B, C, T, bins = magnitude.shape
         # conv1 has a full-height kernel (1, bins): it is a matmul over channels x bins.
         x = self.prepare_input(magnitude).transpose(1, 2).reshape(B, T, C * bins)
-        x = F.linear(x, self.conv1.weight.reshape(self.conv1.out_channels, C * bins), self.conv1.bias)
-        x = self._activate(x).transpose(1, 2)                           # (B, f1, T)
+        x = F.linear(x, self._conv1_weight(), self.conv1.bias)
+        return self._encode_features(self._activate(x).transpose(1, 2))    # (B, f1, T)
+
+    def _encode_features(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 features (B, f1, context) -> (B, bottleneck)."""
         # conv2 over time as unfold + matmul (faster than a tiny convolution on CPU).
         k = self.config.time_kernel
         cols = x.unfold(2, k, 1)                                        # (B, f1, T', k)
@@ -86,31 +95,115 @@ class ConvSep(nn.Module):
         x = self._activate(x)                                           # (B, f2, T')
         return F.relu(self.encode_dense(x.flatten(1)))
 
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        """(B, bottleneck) -> (B, sources, channels, context, bins), non-negative."""
+    def _decoder_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Transposed-conv weights (S, f2, f1, k) and (S, f1, C, bins) (views when tied)."""
         c = self.config
-        S, f1, f2 = len(c.sources), c.conv1_filters, c.conv2_filters
-        B = code.shape[0]
-        h = F.relu(torch.einsum("bd,sdh->bsh", code, self.decode_weight) + self.decode_bias)
-        h = h.reshape(B, S * f2, c.frames_after_conv2)                 # (B, S*f2, T')
-        h = h.reshape(B, S, f2, c.frames_after_conv2)                  # (B, S, f2, T')
+        S = len(c.sources)
         if c.tied:
-            w2 = self.conv2.weight[..., 0].expand(S, -1, -1, -1)        # (S, f2, f1, k)
-            w1 = self.conv1.weight[:, :, 0, :].expand(S, -1, -1, -1)    # (S, f1, C, bins)
-        else:
-            w2, w1 = self.deconv2_weight, self.deconv1_weight
+            return (self.conv2.weight[..., 0].expand(S, -1, -1, -1),
+                    self.conv1.weight[:, :, 0, :].expand(S, -1, -1, -1))
+        return self.deconv2_weight, self.deconv1_weight
+
+    def _decode_hidden(self, code: torch.Tensor) -> torch.Tensor:
+        """(B, bottleneck) -> the input of the last transposed conv (B, S, f1, context)."""
+        c = self.config
+        S, f2 = len(c.sources), c.conv2_filters
+        h = F.relu(torch.einsum("bd,sdh->bsh", code, self.decode_weight) + self.decode_bias)
+        h = h.reshape(code.shape[0], S, f2, c.frames_after_conv2)      # (B, S, f2, T')
+        w2, _ = self._decoder_weights()
         # Transposed conv over time: each input frame spreads k frames, then overlap-add.
         spread = torch.einsum("bsft,sfgk->bsgkt", h, w2)                # (B, S, f1, k, T')
         h = spread.flatten(3) @ self.placement.to(spread.dtype)         # (B, S, f1, T)
         if self.deconv2_bias is not None:
             h = h + self.deconv2_bias[None, :, :, None]
-        h = self._activate(h)                                           # (B, S, f1, T)
+        return self._activate(h)
+
+    def _output_bias(self) -> torch.Tensor | None:
+        """The bias added to every output bin, (S, C), or None."""
+        bias = None
+        if self.deconv1_bias is not None:
+            bias = self.deconv1_bias
+        if self.source_bias is not None:
+            b = self.source_bias[:, None].expand(-1, self.config.channels)
+            bias = b if bias is None else bias + b
+        return bias
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """(B, bottleneck) -> (B, sources, channels, context, bins), non-negative."""
+        h = self._decode_hidden(code)                                   # (B, S, f1, T)
+        _, w1 = self._decoder_weights()
         out = torch.einsum("bsft,sfcq->bsctq", h, w1)                   # (B, S, C, T, bins)
         if self.deconv1_bias is not None:
             out = out + self.deconv1_bias[None, :, :, None, None]
         if self.source_bias is not None:
             out = out + self.source_bias[None, :, None, None, None]
         return F.relu(out)
+
+    def estimate_frames(self, magnitude: torch.Tensor, block_hop: int, weights: torch.Tensor,
+                        chunk_blocks: int = 64) -> torch.Tensor:
+        """|STFT| frames (channels, frames, bins) -> source magnitudes (sources, channels,
+        frames, bins): the model on the blocks 0, hop, 2 hop, ... of the frames (the last
+        zero-padded), overlap-added with the per-frame ``weights`` (context,) and normalised
+        by the summed weights.
+
+        The same function as ``spectral.to_blocks`` -> ``forward`` -> ``spectral.overlap_add``,
+        computed without materialising the blocks or the per-block outputs: conv1 acts on
+        each frame once (not once per block that contains it), and the last transposed conv
+        writes block chunks straight into the frame layout while they are in cache.
+        """
+        c = self.config
+        C, frames, bins = magnitude.shape
+        S, T, f1 = len(c.sources), c.context, c.conv1_filters
+        count = 1 + max(0, math.ceil((frames - T) / block_hop))          # blocks
+        needed = (count - 1) * block_hop + T
+        # conv1 per frame, as a sum of per-channel matmuls: (frames, f1); padded frames are
+        # zero magnitudes, so their features are conv1 of a zero input.
+        x = self.prepare_input(magnitude)
+        w = self.conv1.weight[:, :, 0, :]                              # (f1, C, bins)
+        feats = x.new_empty(needed, f1)
+        feats[frames:] = self.prepare_input(x.new_zeros(C, bins)).reshape(1, -1) @ w.reshape(f1, -1).T
+        torch.mm(x[0], w[:, 0].T, out=feats[:frames])
+        for ch in range(1, C):
+            feats[:frames].addmm_(x[ch], w[:, ch].T)
+        feats = self._activate(feats + self.conv1.bias)
+        code = self._encode_features(feats.unfold(0, T, block_hop))      # (count, bottleneck)
+        hidden = self._decode_hidden(code)                              # (count, S, f1, T)
+        # The weights go inside the ReLU (they are positive): relu(z) w = relu(z w); the bias
+        # rides along as one more input row, so each chunk is one matmul and one ReLU.
+        weights = weights.to(hidden.dtype)
+        hidden = torch.cat([hidden * weights, weights.expand(count, S, 1, T)], dim=2)
+        hidden = hidden.permute(1, 0, 3, 2)                            # (S, count, T, f1 + 1)
+        _, w1 = self._decoder_weights()
+        bias = self._output_bias()
+        bias = w1.new_zeros(S, C) if bias is None else bias
+        w1 = torch.cat([w1, bias[:, None, :, None].expand(S, 1, C, bins)], dim=1)
+        w1 = w1.reshape(S, f1 + 1, C * bins)
+        phases = math.ceil(T / block_hop)
+        # frames rounded up so that every phase's slab is a whole (blocks, hop) view
+        out = x.new_zeros(S, C, (count + phases) * block_hop, bins)
+        chunk = min(chunk_blocks, count)
+        buf = x.new_empty(S, chunk * T, C * bins)
+        for first in range(0, count, chunk):
+            n = min(chunk, count - first)
+            y = torch.bmm(hidden[:, first:first + n].reshape(S, n * T, f1 + 1), w1, out=buf[:, :n * T])
+            y = y.relu_().view(S, n, T, C, bins)
+            for r in range(phases):
+                width = min(block_hop, T - r * block_hop)
+                start = (first + r) * block_hop
+                slab = out[:, :, start:start + n * block_hop].view(S, C, n, block_hop, bins)
+                slab[..., :width, :].add_(y[:, :, r * block_hop:r * block_hop + width].permute(0, 3, 1, 2, 4))
+        out = out[:, :, :frames]
+        norm = self._overlap_norm(weights, count, block_hop)[:frames]
+        return out.div_(norm[:, None])
+
+    @staticmethod
+    def _overlap_norm(weights: torch.Tensor, count: int, block_hop: int) -> torch.Tensor:
+        """Summed block weights per frame: (frames covered by ``count`` blocks,)."""
+        T = weights.shape[0]
+        norm = weights.new_zeros((count - 1) * block_hop + T)
+        for t in range(T):
+            norm[t:t + (count - 1) * block_hop + 1:block_hop] += weights[t]
+        return norm
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """|STFT| blocks (B, channels, context, bins) -> source magnitudes
