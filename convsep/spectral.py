@@ -8,11 +8,18 @@ of the signal sees the same padding as the whole signal.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+
+@functools.lru_cache(maxsize=32)
+def _hann(n_fft: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.inference_mode(False), torch.no_grad():
+        return torch.hann_window(n_fft, periodic=True, device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,8 @@ class STFT:
         return self.n_fft // 2 + 1
 
     def window(self, device=None, dtype=torch.float32) -> torch.Tensor:
-        return torch.hann_window(self.n_fft, periodic=True, device=device, dtype=dtype)
+        """Periodic Hann window (n_fft,); cached per device and dtype (do not modify it)."""
+        return _hann(self.n_fft, torch.device(device or "cpu"), dtype)
 
     def frames(self, samples: int) -> int:
         """Frames of the centred STFT of ``samples`` samples."""

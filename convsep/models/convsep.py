@@ -200,10 +200,10 @@ class ConvSep(nn.Module):
     def _overlap_norm(weights: torch.Tensor, count: int, block_hop: int) -> torch.Tensor:
         """Summed block weights per frame: (frames covered by ``count`` blocks,)."""
         T = weights.shape[0]
+        positions = (torch.arange(count, device=weights.device)[:, None] * block_hop
+                     + torch.arange(T, device=weights.device)).flatten()
         norm = weights.new_zeros((count - 1) * block_hop + T)
-        for t in range(T):
-            norm[t:t + (count - 1) * block_hop + 1:block_hop] += weights[t]
-        return norm
+        return norm.index_add_(0, positions, weights.repeat(count))
 
     def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
         """|STFT| blocks (B, channels, context, bins) -> source magnitudes
