@@ -157,10 +157,11 @@ def main() -> None:
                 entry = {"what": label, "seconds": seconds, "median_s": median, "extrapolated": True}
             else:
                 fn = build()
-                repeats = 1 if label == "HTDemucs" else args.repeats
+                # the slow peers run once (after a warm-up on short inputs only)
+                slow = label == "HTDemucs" or (label.startswith("Open-Unmix") and seconds > 60)
+                repeats = 1 if slow else args.repeats
                 entry = {"what": label, "seconds": seconds,
-                         **timed(fn, repeats=repeats, warmup=1 if seconds <= 60 or repeats > 1 else 0,
-                                 sync=sync)}
+                         **timed(fn, repeats=repeats, warmup=0 if slow and seconds > 60 else 1, sync=sync)}
                 del fn
                 gc.collect()
             if floor is None:
