@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--name", default="end_to_end", help="results/NAME.json")
     args = parser.parse_args()
+    info = machine(args.device)                   # date and load average at the start
 
     audio_seconds = args.files * args.seconds
     results, rows = [], []
@@ -67,7 +68,7 @@ def main() -> None:
             print(f"--jobs {jobs}: {median:.2f} s for {args.files} x {args.seconds:g} s", flush=True)
     print()
     print_table(["--jobs", "wall s", "audio s per s", "real-time factor"], rows)
-    write_results(args.name, {"machine": machine(args.device), "preset": args.preset,
+    write_results(args.name, {"machine": info, "preset": args.preset,
                               "files": args.files, "seconds_per_file": args.seconds,
                               "repeats": args.repeats, "results": results})
 

@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--tmp", default=None, help="folder for the generated files (default: system temp)")
     parser.add_argument("--name", default="memory", help="results/NAME.json")
     args = parser.parse_args()
+    info = machine(args.device)                   # date and load average at the start
 
     rows, results = [], []
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -119,7 +120,7 @@ def main() -> None:
     peaks = [r["peak_rss_bytes"] for r in results]
     flat = max(peaks) / min(peaks)
     print(f"\npeak RSS max/min over lengths: {flat:.2f}; all under 2 GB: {all(r['under_2gb'] for r in results)}")
-    write_results(args.name, {"machine": machine(args.device), "preset": args.preset,
+    write_results(args.name, {"machine": info, "preset": args.preset,
                               "peak_ratio_max_min": flat, "results": results})
 
 

@@ -121,8 +121,10 @@ def main() -> None:
                         help="longer inputs get an extrapolated HTDemucs time (default 30)")
     parser.add_argument("--name", default="separation_speed", help="results/NAME.json")
     args = parser.parse_args()
+    info = machine(args.device)                   # date and load average at the start
     if args.threads:
         torch.set_num_threads(args.threads)
+        info["torch_threads"] = args.threads
     sync = synchronizer(args.device)
     notes: list[str] = []
     umx_missing = None if not args.no_peers else "skipped (--no-peers)"
@@ -180,7 +182,7 @@ def main() -> None:
     if any(r.get("extrapolated") for r in results):
         notes.append(f"* HTDemucs extrapolated linearly from its {args.htdemucs_max_seconds:.0f} s run")
         print(notes[-1])
-    write_results(args.name, {"machine": machine(args.device), "repeats": args.repeats,
+    write_results(args.name, {"machine": info, "repeats": args.repeats,
                               "notes": notes, "results": results})
 
 

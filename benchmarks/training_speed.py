@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top operators of one step per setting")
     parser.add_argument("--name", default=None, help="results/NAME.json (default: training_speed_DEVICE)")
     args = parser.parse_args()
+    info = machine(args.device)                   # date and load average at the start
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     batch = args.batch or (1024 if cuda else 64)
@@ -134,7 +135,7 @@ def main() -> None:
     print(f"\nsampler alone: {sampler_only['median_s'] / args.steps * 1000:.1f} ms per batch of {batch} "
           f"excerpts of {length} samples")
     write_results(args.name or f"training_speed_{device.type}",
-                  {"machine": machine(args.device), "preset": args.preset, "excerpt_samples": length,
+                  {"machine": info, "preset": args.preset, "excerpt_samples": length,
                    "sampler_ms_per_batch": sampler_only["median_s"] / args.steps * 1000,
                    "results": results})
 
