@@ -39,11 +39,6 @@ class ConvSep(nn.Module):
         else:
             self.deconv2_bias = self.deconv1_bias = None
         self.source_bias = nn.Parameter(torch.zeros(S)) if c.output_bias == "source" else None
-        # placement[k * T' + t, t + k] = 1: sums the spread frames into the output frames.
-        k, t_out = torch.meshgrid(torch.arange(c.time_kernel), torch.arange(c.frames_after_conv2), indexing="ij")
-        placement = torch.zeros(c.time_kernel * c.frames_after_conv2, c.context)
-        placement[(k * c.frames_after_conv2 + t_out).flatten(), (k + t_out).flatten()] = 1.0
-        self.register_buffer("placement", placement, persistent=False)
         if c.input_norm:
             self.input_mean = nn.Parameter(torch.zeros(c.bins))
             self.input_gain = nn.Parameter(torch.ones(c.bins))
@@ -111,9 +106,11 @@ class ConvSep(nn.Module):
         h = F.relu(torch.einsum("bd,sdh->bsh", code, self.decode_weight) + self.decode_bias)
         h = h.reshape(code.shape[0], S, f2, c.frames_after_conv2)      # (B, S, f2, T')
         w2, _ = self._decoder_weights()
-        # Transposed conv over time: each input frame spreads k frames, then overlap-add.
-        spread = torch.einsum("bsft,sfgk->bsgkt", h, w2)                # (B, S, f1, k, T')
-        h = spread.flatten(3) @ self.placement.to(spread.dtype)         # (B, S, f1, T)
+        # Transposed conv over time for the S decoders at once: a grouped conv_transpose1d
+        # with the sources as groups (input channels S x f2, weight (S x f2, f1, k)).
+        h = F.conv_transpose1d(h.reshape(code.shape[0], S * f2, c.frames_after_conv2),
+                               w2.reshape(S * f2, c.conv1_filters, c.time_kernel), groups=S)
+        h = h.view(code.shape[0], S, c.conv1_filters, c.context)       # (B, S, f1, T)
         if self.deconv2_bias is not None:
             h = h + self.deconv2_bias[None, :, :, None]
         return self._activate(h)
