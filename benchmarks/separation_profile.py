@@ -64,7 +64,7 @@ def main() -> None:
         est = sep._estimate_frames(mag)
         stems = masked_mixtures(est[:, :, core].clone(), spec[:, core], groups, sep.mask_power, overwrite=True)
         window = stft.window()
-        full_spec = torch.stft(x, cfg.n_fft, cfg.hop, window=window, center=False, return_complex=True)
+        full_spec = torch.stft(x, cfg.n_fft, cfg.hop, window=window, return_complex=True)
         four = full_spec.unsqueeze(0).expand(4, *full_spec.shape).reshape(-1, *full_spec.shape[1:])
         stages = [
             ("STFT (rFFT of windowed frames)", lambda: stft.forward_padded(x)),
@@ -78,10 +78,9 @@ def main() -> None:
             ("  of which the clone above", lambda: est[:, :, core].clone()),
             ("ISTFT overlap-add (4 stems)", lambda: stft.frames_to_signal(stems.transpose(-1, -2))),
             ("envelope", lambda: stft.envelope(0, sep.core_frames * cfg.hop, 10 ** 6)),
-            ("floor: torch.stft", lambda: torch.stft(x, cfg.n_fft, cfg.hop, window=window, center=False,
+            ("floor: torch.stft", lambda: torch.stft(x, cfg.n_fft, cfg.hop, window=window,
                                                       return_complex=True)),
-            ("floor: torch.istft of 4 stems", lambda: torch.istft(four, cfg.n_fft, cfg.hop, window=window,
-                                                                   center=False)),
+            ("floor: torch.istft of 4 stems", lambda: torch.istft(four, cfg.n_fft, cfg.hop, window=window)),
         ]
         results = []
         for label, fn in stages:
