@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The recipe of the bundled models: synthetic corpus -> cache -> three trainings -> evaluation.
-#   bash scripts/train_models.sh [WORK_DIR]      (CPU; about 70 minutes of training on 2 cores)
+#   bash scripts/train_models.sh [WORK_DIR]      (CPU; about 85 minutes of training on 2 cores)
 # Set DEVICE=cuda to train on a GPU, MINUTES_SCALE to train longer (e.g. 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,9 +26,13 @@ $PY -m convsep train "$CACHE" -o "$WORK/runs/convsep-plus" --model convsep-plus 
 #    channel muting, source muting) and the DeepConvSep loss.
 $PY -m convsep train "$CACHE" -o "$WORK/runs/convsep-stereo" --model convsep-stereo --loss deepconvsep \
     --optimiser adam --lr 1e-3 --batch-size 16 --blocks-per-excerpt 4 \
-    --augment cross_song,channel_mute,source_dropout,silence_rejection --max-minutes "$(minutes 22)" "${common[@]}"
+    --augment cross_song,channel_mute,source_dropout,silence_rejection --max-minutes "$(minutes 40)" "${common[@]}"
 
 # 3. The faithful mono DeepConvSep: its loss, Adadelta (lr 1.0), batch 32, no augmentation.
 $PY -m convsep train "$CACHE" -o "$WORK/runs/deepconvsep" --model deepconvsep --loss deepconvsep \
     --optimiser adadelta --lr 1.0 --batch-size 32 --blocks-per-excerpt 1 --augment none \
     --max-minutes "$(minutes 15)" "${common[@]}"
+
+# Evaluate every model and the oracles on the test split; then bundle the best one, e.g.
+#   $PY scripts/bundle_model.py "$WORK/runs/convsep-stereo" "$WORK/eval"
+bash scripts/evaluate_models.sh "$WORK"
