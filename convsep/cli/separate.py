@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--keep-rate", action="store_true", help="write stems at the input's sample rate (default: 44100 Hz)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
     p.add_argument("--overwrite", action="store_true", help="replace existing output stems")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handler)
@@ -88,17 +90,19 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("use either --stems or --two-stems, not both")
     if args.jobs < 1:
         raise ConvSepError("--jobs must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise ConvSepError("--threads must be at least 1")
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems,
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
     started = time.perf_counter()
     jobs = min(args.jobs, len(pairs))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
     if jobs == 1:
-        _init_worker(options, max(1, __import__("torch").get_num_threads()))
+        _init_worker(options, threads)
         results = [_separate_one(path, track, options) for path, track in pairs]
     else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(options, threads)) as pool:
             results = list(pool.map(_separate_one, *zip(*pairs), [options] * len(pairs)))
     failed, seconds = 0, 0.0
