@@ -51,7 +51,11 @@ def main() -> None:
         "sar_median_of_medians": {t: round(float(mom.loc[t, "SAR"]), 2) for t in mom.index},
         "global_sdr_mean": {t: round(float(glob.loc[t, "mean"]), 2) for t in glob.index},
     }
+    # The run's own paths mean nothing elsewhere: record them as the recipe names them.
+    train_config = dict(meta.get("train_config", {}))
+    train_config.update(root="work/cache-synth-100", outdir=f"work/runs/{run.name}", cache=None)
     meta.update({
+        "train_config": train_config,
         "name": args.name,
         "preset": config["train"]["model"],
         "trained_on": "convsep synthetic corpus: convsep synth --tracks-train 100 --tracks-test 50 "
