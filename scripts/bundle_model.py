@@ -10,23 +10,16 @@ into the metadata, so `convsep info` prints the card.
 import argparse
 import json
 import os
-import platform
+import sys
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _common import cpu_model  # noqa: E402  (the benchmarks' machine description)
+
 from convsep.evaluate.report import global_summary, load_results, median_of_medians
 from convsep.modelfile import PRETRAINED_DIR, load_model, save_model
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -61,7 +54,7 @@ def main() -> None:
         "trained_on": "convsep synthetic corpus: convsep synth --tracks-train 100 --tracks-test 50 "
                       "--seconds 60 --seed 0 (86 training, 14 validation tracks; MUSDB18-HQ layout)",
         "recipe": f"scripts/train_models.sh ({config['train']['model']}); train settings in train_config",
-        "hardware": f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, device {config['train']['device']}",
+        "hardware": f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, device {config['train']['device']}",
         "training_minutes": round(sum(h["seconds"] or 0 for h in history) / 60, 1),
         "epochs": len([h for h in history if h["epoch"] > 0]),
         "scores": scores,
