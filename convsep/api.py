@@ -37,7 +37,7 @@ def separate(waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE,
              stems: Sequence[str] | None = None, two_stems: str | None = None) -> dict[str, torch.Tensor]:
     """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at ``rate``."""
     separator = get_separator(model, device, stems, two_stems)
-    length = np.asarray(waveform.shape)[-1]
+    length = waveform.shape[-1]
     if length < MIN_SAMPLES * rate / SAMPLE_RATE:
         raise ConvSepError(f"waveform too short to separate: {length} samples "
                            f"(needs at least {MIN_SAMPLES} samples at 44.1 kHz, 23 ms)")

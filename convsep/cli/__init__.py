@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"convsep.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"convsep.cli.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"convsep.cli.{name}").register(subparsers)
     return parser
 
 
