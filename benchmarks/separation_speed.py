@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import sys
 from pathlib import Path
 from typing import Callable

@@ -169,7 +169,7 @@ def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int) -> Iterator[np.ndarr
         proc.stderr.close()
 
 
-def adapt_channels(audio: np.ndarray, channels: int, name: str = "input") -> np.ndarray:
+def adapt_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     """Channel policy: (c, n) -> (channels, n). Mono is duplicated, stereo to mono is the
     mean, more than two channels keep the first two (the caller is warned once)."""
     have = audio.shape[0]

@@ -1,5 +1,4 @@
 """The bundled default model and demo: loadable with no arguments, and better than the mixture."""
-import numpy as np
 import torch
 
 import convsep
