@@ -70,10 +70,14 @@ class Separator:
                  block_hop: int | None = None, crossfade: str | None = None,
                  mask_power: float | None = None, segment_seconds: float = 5.0,
                  batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
-                 metadata: dict | None = None):
-        cfg = model.config
+                 metadata: dict | None = None, backend=None):
+        # backend: an exported model (convsep.export.ExportedBackend) run instead of ``model``
+        cfg = (backend or model).config
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.backend = backend
+        self.model = model.to(self.device).eval() if model is not None else None
+        if backend is not None and (self.device.type != "cpu" or (block_hop or backend.block_hop) != backend.block_hop):
+            raise ConvSepError(f"an exported model runs on the CPU with its own block hop ({backend.block_hop})")
         self.config = cfg
         self.metadata = dict(metadata or {})
         self.stft = STFT(cfg.n_fft, cfg.hop)
@@ -95,8 +99,15 @@ class Separator:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
-             **kwargs) -> "Separator":
-        """From a model file, or the name of a bundled model (None: the default model)."""
+             backend: str | None = None, **kwargs) -> "Separator":
+        """From a model file, or the name of a bundled model (None: the default model).
+        ``backend`` "onnx" or "torchscript" runs an exported file (a model file is exported
+        in memory first); None or "torch" runs the model in PyTorch."""
+        if backend not in (None, "torch"):
+            from convsep.export import load_backend
+
+            exported = load_backend(backend, path)
+            return cls(None, device=device, metadata=exported.metadata, backend=exported, **kwargs)
         model, metadata = load_model(path)
         return cls(model, device=device, metadata=metadata, **kwargs)
 
@@ -117,6 +128,8 @@ class Separator:
 
     def _estimate_frames(self, magnitude: torch.Tensor) -> torch.Tensor:
         """|STFT| frames-major (channels, frames, bins) -> (sources, channels, frames, bins)."""
+        if self.backend is not None:
+            return self.backend(magnitude).to(magnitude.device)
         return self.model.estimate_frames(magnitude, self.block_hop, self._weights,
                                           chunk_blocks=self.chunk_blocks)
 
