@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from convsep.api import separate, separate_file  # noqa: E402
 from convsep.errors import ConvSepError  # noqa: E402
+from convsep.realtime import RealtimeSeparator  # noqa: E402
 from convsep.separate import Separator  # noqa: E402
 
-__all__ = ["ConvSepError", "Separator", "separate", "separate_file", "__version__"]
+__all__ = ["ConvSepError", "RealtimeSeparator", "Separator", "separate", "separate_file", "__version__"]
