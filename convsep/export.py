@@ -139,7 +139,9 @@ def export_torchscript_bytes(model: ConvSep, metadata: dict | None = None,
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(estimator, (example,), check_trace=False)
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={META_KEY: _header(model, estimator, metadata)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(traced, buffer, _extra_files={META_KEY: _header(model, estimator, metadata)})
     return buffer.getvalue()
 
 
@@ -228,7 +230,9 @@ def torchscript_backend(source: str | os.PathLike | bytes) -> ExportedBackend:
     """A TorchScript file (path or bytes) run by torch.jit."""
     extra = {META_KEY: ""}
     try:
-        module = torch.jit.load(io.BytesIO(_read_bytes(source)), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(_read_bytes(source)), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as exc:
         raise ConvSepError(f"{source}: not a loadable TorchScript model "
                            f"({str(exc).strip().splitlines()[0][:120]})") from None
@@ -262,3 +266,34 @@ def load_backend(backend: str, model: str | os.PathLike | None = None,
         source = (export_onnx_bytes(loaded, metadata) if backend == "onnx"
                   else export_torchscript_bytes(loaded, metadata))
     return onnx_backend(source, threads) if backend == "onnx" else torchscript_backend(source)
+
+
+def mask_difference(model: ConvSep, backend: ExportedBackend, mixture: torch.Tensor) -> float:
+    """Max |soft mask difference| between PyTorch and an exported backend on a mixture
+    (channels, samples) at 44.1 kHz."""
+    from convsep.masks import soft_masks
+    from convsep.spectral import STFT
+
+    cfg = model.config
+    magnitude = STFT(cfg.n_fft, cfg.hop)(mixture[:cfg.channels]).abs().transpose(-1, -2)  # (C, frames, bins)
+    with torch.inference_mode():
+        reference = model.estimate_frames(magnitude, backend.block_hop,
+                                          block_weights(cfg.context, backend.crossfade))
+    exported = backend(magnitude)
+    return float((soft_masks(reference, power=cfg.mask_power)
+                  - soft_masks(exported, power=cfg.mask_power)).abs().max())
+
+
+def check_parity(model_path: str | os.PathLike | None, exported: str | os.PathLike,
+                 fmt: str | None = None, seconds: float = 10.0) -> float:
+    """Max |mask difference| of an exported file against its model file on the first
+    ``seconds`` of the bundled demo song."""
+    from convsep.demo import load_demo
+    from convsep.modelfile import load_model
+
+    model, _ = load_model(model_path)
+    fmt = fmt or format_of(exported)
+    backend = onnx_backend(exported) if fmt == "onnx" else torchscript_backend(exported)
+    _, references = load_demo()
+    mixture = references.sum(0)[:, :int(seconds * 44100)]
+    return mask_difference(model, backend, mixture)

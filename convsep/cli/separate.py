@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--bits", choices=list(BIT_DEPTHS), default="16", help="16, 24 or 32f (float, never clips); default 16")
     p.add_argument("--keep-rate", action="store_true", help="write stems at the input's sample rate (default: 44100 Hz)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--backend", choices=["torch", "onnx", "torchscript"], default="torch",
+                   help="run the model in PyTorch (default), or an exported .onnx/.ts file given with -m "
+                        "(onnxruntime / TorchScript; a model file is exported in memory first)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
@@ -70,7 +73,8 @@ def _init_worker(options: dict, threads: int) -> None:
 
     global _worker_separator
     torch.set_num_threads(threads)
-    _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"])
+    _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
+                                      backend=options.get("backend"))
 
 
 def _separate_one(path: Path, track: str, options: dict):
@@ -93,7 +97,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
     pairs = collect_inputs(args.inputs)
-    options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems,
+    options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
     started = time.perf_counter()
