@@ -1,0 +1,255 @@
+"""Background separation jobs for the web app: a bounded queue, worker threads, progress,
+expiry and a temporary folder that holds every job's files.
+
+Every path here is built by the server (``ROOT/<job id>/input.<ext>``, the stems that
+``separate_file`` wrote); nothing a request sends is ever joined to a path.
+"""
+from __future__ import annotations
+
+import copy
+import queue
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from convsep.api import get_separator, separate_file
+from convsep.audio import SAMPLE_RATE, probe
+from convsep.errors import ConvSepError
+from convsep.separate import Separator, plan_outputs
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+STEM_EXT = "wav"
+
+
+class Cancelled(Exception):
+    """Raised inside a running separation when its job was deleted."""
+
+
+@dataclass
+class Job:
+    id: str
+    filename: str                    # the upload's display name (never used as a path)
+    folder: Path                     # ROOT/<id>
+    input: Path                      # ROOT/<id>/input.<ext>
+    model: str
+    stems_requested: list[str] | None = None
+    two_stems: str | None = None
+    status: str = "queued"           # queued, running, done, error
+    progress: float = 0.0            # in [0, 1]
+    error: str | None = None
+    seconds: float | None = None     # duration of the song
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
+    stems: dict[str, Path] = field(default_factory=dict)
+    cancelled: bool = False
+
+    @property
+    def track(self) -> str:
+        """The upload's name without its extension, for download file names."""
+        stem = self.filename.rsplit(".", 1)[0] or "song"
+        return re.sub(r"[^\w\- ]+", "_", stem)[:80].strip() or "song"
+
+    def public(self) -> dict:
+        """The job as the JSON API shows it."""
+        base = f"/api/jobs/{self.id}"
+        data = {"id": self.id, "filename": self.filename, "status": self.status,
+                "progress": round(self.progress, 4), "error": self.error, "model": self.model,
+                "seconds": self.seconds, "created": self.created, "url": base}
+        if self.status == "done":
+            data["stems"] = [{"name": name, "url": f"{base}/stems/{name}"} for name in self.stems]
+            data["zip"] = f"{base}/zip"
+        return data
+
+
+class JobManager:
+    """Owns the jobs, the queue and the worker threads; ``close()`` removes every file."""
+
+    def __init__(self, models: Sequence[str | None] = (None,), queue_size: int = 16,
+                 workers: int = 1, keep_seconds: float = 3600.0, root: Path | None = None,
+                 threads: int | None = None):
+        self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="convsep-serve-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.keep_seconds = keep_seconds
+        # model choices: display name -> model file or bundled name (None: the default)
+        self.models: dict[str, str | None] = {}
+        for model in models:
+            self.models[Path(model).stem if model else "default"] = model
+        self._separators: dict[str, Separator] = {}
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        if threads:
+            torch.set_num_threads(threads)
+        self._threads = [threading.Thread(target=self._work, name=f"convsep-worker-{i}", daemon=True)
+                         for i in range(workers)]
+        self._threads.append(threading.Thread(target=self._expire_loop, name="convsep-janitor", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    # -- models ----------------------------------------------------------------------
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+    def separator(self, model: str) -> Separator:
+        """The loaded Separator of a model choice (loaded once)."""
+        with self._lock:
+            if model not in self._separators:
+                self._separators[model] = Separator.load(self.models[model])
+            return self._separators[model]
+
+    def check_request(self, model: str | None, stems: Sequence[str] | None,
+                      two_stems: str | None) -> str:
+        """The model's display name, after checking the choices (ConvSepError if bad)."""
+        model = model or self.default_model
+        if model not in self.models:
+            raise ConvSepError(f"unknown model {model[:40]!r}; choose from {', '.join(self.models)}")
+        if stems and two_stems:
+            raise ConvSepError("use either stems or two_stems, not both")
+        plan_outputs(self.separator(model).sources, stems, two_stems)
+        return model
+
+    # -- jobs ------------------------------------------------------------------------
+    def new_folder(self) -> tuple[str, Path]:
+        job_id = secrets.token_hex(16)
+        folder = self.root / job_id
+        folder.mkdir()
+        return job_id, folder
+
+    def submit(self, job_id: str, folder: Path, upload: Path, filename: str, model: str,
+               stems: Sequence[str] | None = None, two_stems: str | None = None) -> Job:
+        """Queues a separation of ``upload`` (already inside ``folder``). ConvSepError when
+        the queue is full (the folder is removed)."""
+        job = Job(job_id, filename, folder, upload, model, list(stems) if stems else None, two_stems)
+        with self._lock:
+            self._jobs[job_id] = job
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            self.delete(job_id)
+            raise ConvSepError(f"the queue is full ({self._queue.maxsize} songs waiting); try again later") from None
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        if not JOB_ID.match(job_id or ""):
+            return None
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda job: job.created)
+
+    def delete(self, job_id: str) -> bool:
+        """Forgets a job and removes its files; a running job stops at its next chunk."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None) if JOB_ID.match(job_id or "") else None
+        if job is None:
+            return False
+        job.cancelled = True
+        if job.status != "running":
+            shutil.rmtree(job.folder, ignore_errors=True)
+        return True
+
+    def stem_path(self, job: Job, name: str) -> Path | None:
+        """The file of a finished job's stem, or None (``name`` is only a dictionary key)."""
+        return job.stems.get(name) if job.status == "done" else None
+
+    def zip_path(self, job: Job) -> Path:
+        """All stems of a finished job in one zip (built once, atomically)."""
+        target = job.folder / "stems.zip"
+        with self._lock:
+            if not target.exists():
+                partial = job.folder / ".stems.zip.tmp"
+                with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                    for name, path in job.stems.items():
+                        archive.write(path, f"{job.track}/{name}.{STEM_EXT}")
+                partial.replace(target)
+        return target
+
+    # -- work ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if job.cancelled:
+                continue
+            job.status = "running"
+            try:
+                self._separate(job)
+                job.status = "done"
+            except Cancelled:
+                pass
+            except ConvSepError as exc:
+                job.status, job.error = "error", str(exc).replace(str(job.input), job.filename)
+            except Exception as exc:  # a bug must not kill the worker; the page shows it
+                job.status, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"[:300]
+            finally:
+                job.finished = time.time()
+                job.input.unlink(missing_ok=True)
+                if job.cancelled:
+                    shutil.rmtree(job.folder, ignore_errors=True)
+
+    def _separate(self, job: Job) -> None:
+        info = probe(job.input)
+        job.seconds = info.seconds
+        separator = copy.copy(get_separator(self.separator(job.model), stems=job.stems_requested,
+                                            two_stems=job.two_stems))
+        total = info.seconds * SAMPLE_RATE if info.seconds else None
+        stream = separator.stream
+
+        def reporting(chunks: Iterable) -> Iterator[torch.Tensor]:
+            done = 0
+            for out in stream(chunks):
+                if job.cancelled:
+                    raise Cancelled
+                done += out.shape[-1]
+                if total:
+                    job.progress = min(0.99, done / total)
+                yield out
+
+        separator.stream = reporting
+        result = separate_file(job.input, job.folder, separator, ext=STEM_EXT, bits="16",
+                               progress=False, track="stems", overwrite=True)
+        job.seconds = result.seconds
+        job.stems = dict(result.stems)
+        job.progress = 1.0
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Deletes finished jobs older than ``keep_seconds``; returns their ids."""
+        now = time.time() if now is None else now
+        old = [job.id for job in self.jobs()
+               if job.finished is not None and now - job.finished > self.keep_seconds]
+        for job_id in old:
+            self.delete(job_id)
+        return old
+
+    def _expire_loop(self) -> None:
+        while not self._stop.wait(min(30.0, max(1.0, self.keep_seconds / 4))):
+            self.expire()
+
+    def close(self) -> None:
+        """Stops the workers (a running job is cancelled) and removes the temporary folder."""
+        self._stop.set()
+        for job in self.jobs():
+            job.cancelled = True
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for thread in self._threads:
+            thread.join(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
