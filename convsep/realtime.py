@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -177,6 +177,22 @@ class RealtimeSeparator:
         tail = self.process(np.zeros((self.channels, self.latency_samples), np.float32))
         self.reset()
         return tail
+
+    def aligned(self, chunks: Iterable[np.ndarray | torch.Tensor]) -> Iterator[torch.Tensor]:
+        """A whole stream with the delay removed: (channels, n) chunks -> (outputs, channels,
+        m) chunks that together have exactly as many samples as the input, stem sample s at
+        input position s (for files; live use wants ``process``). Starts a new stream."""
+        self.reset()
+        skip = self.latency_samples
+        for chunk in chunks:
+            out = self.process(chunk)
+            drop = min(skip, out.shape[-1])
+            skip -= drop
+            if out.shape[-1] > drop:
+                yield out[..., drop:]
+        tail = self.flush()[..., skip:]
+        if tail.shape[-1]:
+            yield tail
 
     def _push_input(self, samples: np.ndarray) -> None:
         k = samples.shape[1]
