@@ -12,7 +12,7 @@ import sys
 
 from convsep.errors import ConvSepError
 
-COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve"]
+COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:
