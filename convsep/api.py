@@ -15,6 +15,8 @@ from tqdm import tqdm
 
 from convsep.audio import SAMPLE_RATE, AtomicAudioWriter, AudioReader, track_name
 from convsep.errors import ConvSepError
+from convsep.inputs import as_waveform, check_rate
+from convsep.outputs import FolderClaim, describe_os_error, inside, remove_stale_temporaries, safe_component
 from convsep.separate import Separator, plan_outputs
 
 MIN_SAMPLES = 1024  # one STFT window (23 ms at 44.1 kHz): shorter input is refused
@@ -35,7 +37,13 @@ def get_separator(model: str | os.PathLike | Separator | None = None, device: st
 def separate(waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE,
              model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
              stems: Sequence[str] | None = None, two_stems: str | None = None) -> dict[str, torch.Tensor]:
-    """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at ``rate``."""
+    """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at ``rate``.
+
+    Float samples in [-1, 1]; int16/int32/int8 PCM is scaled by its full range and uint8 is
+    8-bit PCM; other dtypes, transposed (samples, channels) arrays and non-integer rates are
+    refused with ConvSepError (see convsep.inputs)."""
+    waveform = as_waveform(waveform, "waveform")   # dtype, shape and NaN checks
+    rate = check_rate(rate)
     separator = get_separator(model, device, stems, two_stems)
     length = waveform.shape[-1]
     if length < MIN_SAMPLES * rate / SAMPLE_RATE:
@@ -55,8 +63,9 @@ class FileResult:
 
 def output_paths(path: Path, outdir: Path, names: Sequence[str], ext: str,
                  track: str | None = None) -> dict[str, Path]:
-    folder = Path(outdir) / (track or track_name(Path(path)))
-    return {name: folder / f"{name}.{ext}" for name in names}
+    """{stem: OUTDIR/<track>/<stem>.<ext>}, each checked to lie inside ``outdir``."""
+    folder = Path(outdir) / safe_component(track or track_name(Path(path)), "track name")
+    return {name: inside(outdir, folder / f"{safe_component(name, 'stem name')}.{ext}") for name in names}
 
 
 def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separated",
@@ -64,18 +73,21 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
                   stems: Sequence[str] | None = None, two_stems: str | None = None,
                   ext: str = "wav", bits: str = "16", keep_rate: bool = False,
                   overwrite: bool = False, progress: bool = True,
-                  track: str | None = None) -> FileResult:
+                  track: str | None = None, allow_truncated: bool = False) -> FileResult:
     """Separates one file into ``outdir/<track>/<stem>.<ext>``.
 
     ``track`` names the output folder (default: the file name without its extension).
     Decoding, separation and writing are streamed, so memory does not grow with the file's
     length. Stems are written under temporary names and renamed at the end: an error leaves
-    no partial output and never touches existing files unless ``overwrite``.
+    no partial output and never touches existing files unless ``overwrite``. The track folder
+    is claimed for the run (another run writing it at the same time is refused), and stale
+    temporaries of dead runs in it are removed. A truncated compressed input is refused unless
+    ``allow_truncated`` (then it is separated as far as it decodes, with a warning).
     """
     started = time.perf_counter()
     path = Path(path)
     separator = get_separator(model, device, stems, two_stems)
-    reader = AudioReader(path, SAMPLE_RATE, separator.config.channels)
+    reader = AudioReader(path, SAMPLE_RATE, separator.config.channels, allow_truncated=allow_truncated)
     targets = output_paths(path, Path(outdir), separator.output_names, ext, track)
     folder = next(iter(targets.values())).parent
     if any(t.resolve() == path.resolve() for t in targets.values()):
@@ -88,10 +100,17 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConvSepError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
+        raise ConvSepError(f"{folder}: cannot create the output folder ({describe_os_error(exc).split(': ')[-1]})") from None
     channels = separator.config.channels
     writers: dict[str, AtomicAudioWriter] = {}
+    committed: list[Path] = []
+    claim = FolderClaim(folder)
     try:
+        claim.acquire()
+        remove_stale_temporaries(folder)
+        existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours
+        if existing and not overwrite:
+            raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
         for name, target in targets.items():
             writers[name] = AtomicAudioWriter(target, out_rate, channels, ext, bits)
         resamplers = {name: soxr.ResampleStream(SAMPLE_RATE, out_rate, channels, dtype="float32", quality="HQ")
@@ -114,15 +133,21 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             for name, writer in writers.items():
                 writer.write(resamplers[name].resample_chunk(np.zeros((0, channels), "float32"), last=True).T)
         for writer in writers.values():
-            writer.commit()
+            writer.commit(overwrite)
+            committed.append(writer.path)
     except BaseException:
         for writer in writers.values():
             writer.discard()
+        if not overwrite:   # files this run created: nothing existed under these names
+            for done in committed:
+                done.unlink(missing_ok=True)
+        claim.release()
         if created_folder:
             try:
                 folder.rmdir()
             except OSError:
                 pass
         raise
+    claim.release()
     return FileResult(path, targets, total / SAMPLE_RATE, time.perf_counter() - started,
                       {name: w.clipped for name, w in writers.items()})

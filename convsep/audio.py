@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import soundfile as sf
 import soxr
 
 from convsep.errors import ConvSepError
+from convsep.outputs import commit_file, describe_os_error, temporary_path
 
 SAMPLE_RATE = 44100
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -29,6 +31,8 @@ FFMPEG_SUFFIXES = {".m4a", ".aac", ".mp4", ".m4b", ".opus", ".webm", ".wma", ".m
 AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | FFMPEG_SUFFIXES
 WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
 BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
+# Decoded length may fall short of the declared one by encoder padding; more is truncation.
+TRUNCATION_SLACK = 8192
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class AudioInfo:
     rate: int
     channels: int
     frames: int | None  # None when the container does not say (some ffmpeg streams)
+    decoder: str = "soundfile"   # or "ffmpeg"
 
     @property
     def seconds(self) -> float | None:
@@ -85,7 +90,7 @@ def _probe_ffmpeg(path: Path) -> AudioInfo:
     rate, channels = int(stream.get("sample_rate", 0)), int(stream.get("channels", 0))
     duration = stream.get("duration")
     frames = int(round(float(duration) * rate)) if duration not in (None, "N/A") else None
-    return AudioInfo(path, rate, channels, frames)
+    return AudioInfo(path, rate, channels, frames, decoder="ffmpeg")
 
 
 def probe(path: str | os.PathLike) -> AudioInfo:
@@ -99,12 +104,38 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         if path.suffix.lower() in SOUNDFILE_SUFFIXES and path.suffix.lower() != ".mp3":
             raise ConvSepError(f"{path}: not a readable audio file ({_short(exc)})") from None
         result = _probe_ffmpeg(path)
+    if result.decoder == "soundfile" and path.suffix.lower() == ".mp3":
+        result = _mp3_decoder(result)
     if not MIN_RATE <= result.rate <= MAX_RATE:
         raise ConvSepError(f"{path}: sample rate {result.rate} Hz is outside the supported "
                            f"{MIN_RATE}-{MAX_RATE} Hz")
     if result.channels < 1:
         raise ConvSepError(f"{path}: the file has no audio channels")
     return result
+
+
+def _mp3_decoder(info: AudioInfo) -> AudioInfo:
+    """libsndfile takes the length of a VBR MP3 without a Xing header from its first frame
+    and stops decoding there (a 20 s file reads as 3 s): when ffmpeg declares another
+    length, ffmpeg decodes the file."""
+    if not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
+        return info
+    try:
+        other = _probe_ffmpeg(info.path)
+    except ConvSepError:
+        return info
+    if other.frames and other.rate == info.rate and abs(other.frames - info.frames) > 0.02 * other.frames:
+        return other
+    return info
+
+
+def _ogg_ends_cleanly(path: Path) -> bool:
+    """An Ogg stream's last page carries the end-of-stream flag; a cut-off file's does not."""
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read()
+    last = tail.rfind(b"OggS")
+    return last < 0 or last + 5 >= len(tail) or bool(tail[last + 5] & 0x04)
 
 
 def _short(exc: BaseException) -> str:
@@ -146,11 +177,15 @@ def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
         raise ConvSepError(f"{path}: corrupt or truncated audio ({_short(exc)})") from None
 
 
-def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int) -> Iterator[np.ndarray]:
+def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int,
+                   problems: list[str] | None = None) -> Iterator[np.ndarray]:
+    """Decodes with ffmpeg; decoder errors of a stream that still ends are appended to
+    ``problems`` (a damaged or cut-off file), a failed decode raises ConvSepError."""
     ffmpeg, _ = _ffmpeg_tools()
     cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0",
            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors = tempfile.TemporaryFile()     # a file, not a pipe: a chatty decoder cannot block
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
     frame_bytes = 4 * info.channels
     try:
         while True:
@@ -159,14 +194,18 @@ def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int) -> Iterator[np.ndarr
                 break
             usable = len(raw) - len(raw) % frame_bytes
             yield np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, info.channels).T.copy()
-        err = proc.stderr.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
+        code = proc.wait()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace").strip()
+        if code != 0:
             raise ConvSepError(f"{path}: ffmpeg could not decode it ({err.splitlines()[-1] if err else 'error'})")
+        if err and problems is not None:
+            problems.append(f"decoder errors ({err.splitlines()[-1][:100]})")
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.stdout.close()
-        proc.stderr.close()
+        errors.close()
 
 
 def adapt_channels(audio: np.ndarray, channels: int) -> np.ndarray:
@@ -184,38 +223,56 @@ def adapt_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 
 class AudioReader:
     """Streams a file as float32 (channels, n) chunks at ``rate`` with the channel policy
-    applied, refusing NaN/Inf samples. ``info`` describes the file as stored."""
+    applied, refusing NaN/Inf samples. ``info`` describes the file as stored.
 
-    def __init__(self, path: str | os.PathLike, rate: int = SAMPLE_RATE, channels: int = 2):
+    A truncated file (fewer samples decode than the container declares, an Ogg stream
+    without its end, decoder errors) is refused with ConvSepError once detected, or with
+    ``allow_truncated`` read as far as it decodes with a warning."""
+
+    def __init__(self, path: str | os.PathLike, rate: int = SAMPLE_RATE, channels: int = 2,
+                 allow_truncated: bool = False):
         self.path = Path(path)
         self.info = probe(self.path)
         self.rate = rate
         self.channels = channels
+        self.allow_truncated = allow_truncated
         if self.info.frames == 0:
             raise ConvSepError(f"{self.path}: the audio has no samples (zero length)")
         if self.info.channels > 2 and channels >= 2:
             warnings.warn(f"{self.path}: {self.info.channels} channels, using the first two", stacklevel=2)
 
+    def _truncated(self, problem: str) -> None:
+        if not self.allow_truncated:
+            raise ConvSepError(f"{self.path}: truncated or damaged file: {problem}; "
+                               "pass --allow-truncated to separate what decodes")
+        warnings.warn(f"{self.path}: TRUNCATED OR DAMAGED: {problem}; using what decodes "
+                      "(--allow-truncated)", stacklevel=3)
+
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
-        use_soundfile = True
-        try:
-            sf.info(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, TypeError):
-            use_soundfile = False
-        source = (_soundfile_chunks(self.path, block) if use_soundfile
-                  else _ffmpeg_chunks(self.path, self.info, block))
+        problems: list[str] = []
+        if self.path.suffix.lower() in (".ogg", ".oga") and not _ogg_ends_cleanly(self.path):
+            self._truncated("the Ogg stream stops before its end")
+        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+                  else _ffmpeg_chunks(self.path, self.info, block, problems))
+        decoded = 0
         resampler = None
         if self.info.rate != self.rate:
             resampler = soxr.ResampleStream(self.info.rate, self.rate, min(self.info.channels, 2),
                                             dtype="float32", quality="HQ")
         for chunk in source:
             chunk = chunk[:2]
+            decoded += chunk.shape[1]
             if not np.isfinite(chunk).all():
                 raise ConvSepError(f"{self.path}: the audio contains NaN or infinite samples")
             if resampler is not None:
                 chunk = resampler.resample_chunk(np.ascontiguousarray(chunk.T)).T
             if chunk.shape[1]:
                 yield adapt_channels(np.ascontiguousarray(chunk), self.channels)
+        declared = self.info.frames
+        if declared and decoded < declared - max(TRUNCATION_SLACK, declared // 200):
+            problems.append(f"{declared / self.info.rate:.1f} s declared, {decoded / self.info.rate:.1f} s decoded")
+        if problems:
+            self._truncated("; ".join(problems))
         if resampler is not None:
             tail = resampler.resample_chunk(np.zeros((0, min(self.info.channels, 2)), "float32"), last=True).T
             if tail.shape[1]:
@@ -263,26 +320,50 @@ class AtomicAudioWriter:
         if ext == "flac" and bits == "32f":
             raise ConvSepError("flac cannot store float samples; use --bits 16 or 24, or --ext wav")
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.tmp = temporary_path(self.path)
         self.float_output = bits == "32f"
         self.clipped = 0
-        self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
-                                  format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
+        try:
+            self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
+                                      format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
+        except (sf.SoundFileError, RuntimeError, OSError) as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
 
     def write(self, audio: np.ndarray) -> None:
         """audio: (channels, n) float."""
         if not self.float_output:
             self.clipped += int(np.count_nonzero(np.abs(audio) > 1.0))
-        self._file.write(np.ascontiguousarray(audio.T, dtype=np.float32))
+        try:
+            self._file.write(np.ascontiguousarray(audio.T, dtype=np.float32))
+        except (sf.SoundFileError, RuntimeError, OSError) as exc:
+            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
 
-    def commit(self) -> None:
-        self._file.close()
-        os.replace(self.tmp, self.path)
+    def commit(self, overwrite: bool = True) -> None:
+        """Moves the file into place; without ``overwrite`` an existing file is never replaced."""
+        try:
+            self._file.close()
+        except (sf.SoundFileError, RuntimeError, OSError) as exc:
+            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
+        commit_file(self.tmp, self.path, overwrite)
 
     def discard(self) -> None:
         if not self._file.closed:
             self._file.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def _write_problem(path: Path, exc: BaseException) -> str:
+    """libsndfile reports a full disk as "System error": say what it is."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc).split(": ")[-1]
+    try:
+        stats = os.statvfs(path.parent)
+        if stats.f_bavail * stats.f_frsize < (1 << 20):
+            return "no space left on the device"
+    except OSError:
+        pass
+    return _short(exc)
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, rate: int = SAMPLE_RATE,

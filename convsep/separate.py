@@ -18,6 +18,7 @@ import torch
 
 from convsep.audio import SAMPLE_RATE, adapt_channels, check_waveform, resample
 from convsep.errors import ConvSepError
+from convsep.inputs import as_waveform, check_rate
 from convsep.masks import masked_mixtures, soft_masks
 from convsep.modelfile import load_model
 from convsep.models import ConvSep
@@ -52,7 +53,12 @@ def plan_outputs(sources: Sequence[str], stems: Sequence[str] | None = None,
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConvSepError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConvSepError(f"device {str(device)!r} is not supported; use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConvSepError("--device cuda was asked for but no CUDA GPU is available to torch")
     return device
@@ -152,10 +158,7 @@ class Separator:
         next_frame = 0           # first core frame of the next segment
         tail = None              # ISTFT overlap carried between segments
         for chunk in chunks:
-            chunk = torch.as_tensor(np.asarray(chunk, dtype=np.float32) if not torch.is_tensor(chunk)
-                                    else chunk, dtype=torch.float32)
-            if chunk.ndim != 2 or chunk.shape[0] != channels:
-                raise ConvSepError(f"expected chunks of shape ({channels}, n), got {tuple(chunk.shape)}")
+            chunk = torch.from_numpy(np.ascontiguousarray(as_waveform(chunk, "chunk", channels)))
             total += chunk.shape[1]
             buffer = torch.cat([buffer, chunk.to(self.device)], dim=1)
             while True:
@@ -216,11 +219,10 @@ class Separator:
     def __call__(self, waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
         """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at
         ``rate``. Mono is duplicated for a stereo model; stereo is averaged for a mono one."""
-        audio = waveform.detach().cpu().numpy() if torch.is_tensor(waveform) else np.asarray(waveform)
-        if audio.ndim == 1:
-            audio = audio[None]
-        audio = audio.astype(np.float32, copy=False)
+        audio = as_waveform(waveform, "waveform")
+        rate = check_rate(rate)
         check_waveform(audio, "waveform")
+        waveform_length = audio.shape[1]
         in_channels = audio.shape[0]
         if in_channels > 2:
             audio = audio[:2]
@@ -231,7 +233,8 @@ class Separator:
             stem = stem.numpy()
             if rate != SAMPLE_RATE:
                 stem = resample(stem, SAMPLE_RATE, rate)
-                stem = stem[:, :waveform.shape[-1]] if stem.shape[1] >= waveform.shape[-1] else \
-                    np.pad(stem, ((0, 0), (0, waveform.shape[-1] - stem.shape[1])))
+                length = waveform_length
+                stem = stem[:, :length] if stem.shape[1] >= length else \
+                    np.pad(stem, ((0, 0), (0, length - stem.shape[1])))
             result[output.name] = torch.from_numpy(np.ascontiguousarray(stem))
         return result

@@ -124,7 +124,7 @@ def test_failing_track_is_reported_and_others_continue(tmp_path, make_stems_fold
     rc = main(["evaluate", "--root", str(root), "--oracle", "mixture",
                "-o", str(outdir), "--jobs", "2", "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 1
+    assert rc == 2   # some tracks failed: exit 2, like any user-facing error
     failed = [line for line in err.splitlines() if "error:" in line]
     assert len(failed) == 1 and "partial" in failed[0] and "silent" in failed[0]
     assert (outdir / "mixture" / "test" / "full.json").is_file()
@@ -137,7 +137,7 @@ def test_every_track_failing_still_reports_each(tmp_path, make_stems_folder, cap
     make_stems_folder(root, {"x": ("vocals",), "y": ("bass",)}, seconds=0.5)
     rc = main(["evaluate", "--root", str(root), "--oracle", "irm1", "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert rc == 1
+    assert rc == 2   # some tracks failed: exit 2, like any user-facing error
     assert sum("error:" in line for line in err.splitlines()) == 2 and "Traceback" not in err
     assert not (tmp_path / "out" / "report.md").exists()
 

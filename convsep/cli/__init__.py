@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 
-from convsep.errors import ConvSepError
+from convsep.cli.failures import EXIT_CODES, run_command
 
 COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
 
@@ -19,8 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convsep",
         description="Fast convolutional music source separation: vocals, drums, bass, other.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (for bug reports)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"convsep.cli.{name}").register(subparsers)
@@ -38,11 +40,4 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except ConvSepError as exc:
-        print(f"convsep {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"convsep {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from convsep.cli.failures import EXIT_ERROR
 from convsep.evaluate.oracles import ORACLES
 
 
@@ -55,4 +56,4 @@ def handler(args: argparse.Namespace) -> int:
           f"{', ' + str(len(result.failures)) + ' failed' if result.failures else ''}; "
           f"{result.audio_seconds:.1f} s of audio in {result.elapsed:.1f} s{speed} -> {args.outdir}"
           + (f" (report: {result.report})" if result.report else ""))
-    return 1 if result.failures else 0
+    return EXIT_ERROR if result.failures else 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -9,13 +10,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from convsep.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
+from convsep.cli.failures import EXIT_CODES, EXIT_ERROR
 from convsep.errors import ConvSepError
+from convsep.outputs import describe_os_error
+from convsep.signals import Terminated, stop_on_signals
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("separate", help="split audio files into vocals, drums, bass, other",
                               description="Split audio files (or folders of them) into stems: "
-                                          "OUTDIR/<track>/<stem>.<ext>.")
+                                          "OUTDIR/<track>/<stem>.<ext>.", epilog=EXIT_CODES)
     p.add_argument("inputs", nargs="+", metavar="IN", help="audio files or folders (searched recursively)")
     p.add_argument("-m", "--model", default=None, help="model file or bundled model name (default: the bundled default model)")
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default: separated)")
@@ -32,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
     p.add_argument("--overwrite", action="store_true", help="replace existing output stems")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="separate what decodes of a truncated or damaged file, with a warning (default: refuse it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handler)
 
@@ -72,6 +78,7 @@ def _init_worker(options: dict, threads: int) -> None:
     from convsep.api import get_separator
 
     global _worker_separator
+    stop_on_signals()
     torch.set_num_threads(threads)
     _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
                                       backend=options.get("backend"))
@@ -83,9 +90,17 @@ def _separate_one(path: Path, track: str, options: dict):
     try:
         return separate_file(path, options["outdir"], _worker_separator, ext=options["ext"],
                              bits=options["bits"], keep_rate=options["keep_rate"],
-                             overwrite=options["overwrite"], progress=options["progress"], track=track)
+                             overwrite=options["overwrite"], progress=options["progress"], track=track,
+                             allow_truncated=options["allow_truncated"])
     except ConvSepError as exc:
         return exc
+    except OSError as exc:
+        return ConvSepError(describe_os_error(exc))
+    except (Terminated, KeyboardInterrupt) as exc:
+        if multiprocessing.parent_process() is None:
+            raise
+        # A pool worker: its temporaries are gone; stop here rather than take the next file.
+        os._exit(exc.exit_code if isinstance(exc, Terminated) else 130)
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -99,7 +114,8 @@ def handler(args: argparse.Namespace) -> int:
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
-                   overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty())
+                   overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
+                   allow_truncated=args.allow_truncated)
     started = time.perf_counter()
     jobs = min(args.jobs, len(pairs))
     threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
@@ -107,8 +123,17 @@ def handler(args: argparse.Namespace) -> int:
         _init_worker(options, threads)
         results = [_separate_one(path, track, options) for path, track in pairs]
     else:
-        with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(options, threads)) as pool:
+        pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(options, threads))
+        try:
             results = list(pool.map(_separate_one, *zip(*pairs), [options] * len(pairs)))
+        except BaseException:
+            # Stopped (signal, Ctrl-C) or a worker failed: stop the workers, which remove
+            # their temporaries on SIGTERM, instead of waiting for them to finish.
+            for child in multiprocessing.active_children():
+                child.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     failed, seconds = 0, 0.0
     for (path, _), result in zip(pairs, results):
         if isinstance(result, ConvSepError):
@@ -127,4 +152,4 @@ def handler(args: argparse.Namespace) -> int:
     speed = f", {seconds / elapsed:.1f}x real time" if seconds and elapsed else ""
     print(f"separated {done} of {len(pairs)} file(s): {seconds:.1f} s of audio in {elapsed:.1f} s"
           f"{speed} -> {args.outdir}" + (f"; {failed} failed" if failed else ""))
-    return 1 if failed else 0
+    return EXIT_ERROR if failed else 0

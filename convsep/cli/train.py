@@ -8,7 +8,8 @@ from pathlib import Path
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
 from convsep.losses import LOSSES
-from convsep.models import PRESETS
+from convsep.models import PRESETS, preset
+from convsep.separate import resolve_device
 from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
 
 AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection")
@@ -84,9 +85,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         source_dropout_p=args.source_dropout_p, silence_threshold_db=args.silence_db,
         **{name: name in chosen for name in AUGMENTATIONS})
     lr = args.lr if args.lr is not None else (1.0 if args.optimiser == "adadelta" else 1e-3)
+    overrides = _overrides(args.model_config)
+    try:
+        preset(args.model, **overrides)            # unknown keys, wrong types, absurd sizes
+    except ConvSepError as exc:
+        raise ConvSepError(f"--model-config: {exc}") from None
+    resolve_device(args.device)
     return TrainConfig(
         root=args.root, outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
-        model=args.model, model_overrides=_overrides(args.model_config), loss=args.loss,
+        model=args.model, model_overrides=overrides, loss=args.loss,
         frequency_weighting=args.frequency_weighting, optimiser=args.optimiser, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, grad_clip=args.grad_clip,
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,

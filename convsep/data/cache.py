@@ -26,6 +26,7 @@ import torch
 from convsep.data import SOURCES
 from convsep.data.tracks import Track, list_tracks, load_sources
 from convsep.errors import ConvSepError
+from convsep.outputs import describe_os_error, remove_stale_folders
 
 FORMAT = "convsep-cache"
 VERSION = 1
@@ -239,9 +240,13 @@ def prepare_cache(
             )
 
     tracks = list_tracks(root, subsets, None, layout, is_wav)
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir.parent / f".{cache_dir.name}.tmp-{os.getpid()}-{time.time_ns()}"
-    (tmp / "tracks").mkdir(parents=True)
+    try:
+        cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_folders(cache_dir.parent, f".{cache_dir.name}.tmp")   # of runs killed earlier
+        (tmp / "tracks").mkdir(parents=True)
+    except OSError as exc:
+        raise ConvSepError(f"{cache_dir}: cannot create the cache ({describe_os_error(exc).split(': ')[-1]})") from None
     try:
         files = [f"tracks/{i:05d}.npy" for i in range(len(tracks))]
         bar = tqdm(total=len(tracks), desc="prepare", unit="track", disable=not progress)

@@ -22,6 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from convsep.errors import ConvSepError
+from convsep.outputs import remove_stale_folders
 from convsep.synth import mix, voice
 from convsep.synth.arrange import Part, arrange
 from convsep.synth.music import plan_song
@@ -31,6 +32,7 @@ STEMS = ("vocals", "drums", "bass", "other")
 STEM_ORDER = ("mixture", "drums", "bass", "other", "vocals")  # MUSDB18 stream order
 SUBSET_IDS = {"train": 0, "test": 1}
 PRESETS = {"tiny": {"tracks_train": 3, "tracks_test": 2, "seconds": 4.0}}
+MAX_TRACKS = 100_000     # per subset: a bound on memory and time for a mistyped size
 # The names musdb's bundled configuration lists as the validation split of MUSDB18's train
 # subset. Validation tracks of this corpus take these names so that
 # ``musdb.DB(root, is_wav=True, subsets="train", split="valid")`` finds them.
@@ -160,6 +162,9 @@ def check_arguments(out: Path, tracks_train: int, tracks_test: int, seconds: flo
     """Raise ConvSepError for impossible sizes or an output folder that cannot be used."""
     if tracks_train < 1 or tracks_test < 1:
         raise ConvSepError(f"need at least one train and one test track (got {tracks_train} and {tracks_test})")
+    if max(tracks_train, tracks_test) > MAX_TRACKS:
+        raise ConvSepError(f"at most {MAX_TRACKS} train and {MAX_TRACKS} test tracks per corpus "
+                           f"(got {tracks_train} and {tracks_test})")
     if not seconds > 0 or seconds > 3600:
         raise ConvSepError(f"--seconds must be in (0, 3600], got {seconds}")
     if fmt not in ("wav", "stems"):
@@ -187,8 +192,9 @@ def make_corpus(out: str | Path, tracks_train: int = 100, tracks_test: int = 50,
     out = Path(out)
     check_arguments(out, tracks_train, tracks_test, seconds, fmt, jobs, overwrite)
     sf2 = str(check_soundfont(soundfont))
+    remove_stale_folders(out.resolve().parent, out.name + ".tmp")   # of runs killed earlier
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.resolve().parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-{os.getpid()}-", dir=out.resolve().parent))
     except OSError as exc:
         raise ConvSepError(f"cannot create a folder next to {out}: {exc.strerror}") from None
     try:
