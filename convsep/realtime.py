@@ -279,3 +279,40 @@ def causal_reference(model: ConvSep, waveform: torch.Tensor, lookahead: int,
         estimates = estimates.permute(1, 2, 3, 0)                             # (S, C, bins, F)
         stems = masked_mixtures(estimates, spec, [o.sources for o in outputs], cfg.mask_power)
         return stft.inverse(stems, waveform.shape[-1])[..., :samples]
+
+
+def causal_separate(model: ConvSep, waveform: torch.Tensor, lookahead: int,
+                    outputs: Sequence[Output] | None = None, batch_blocks: int = 1024) -> torch.Tensor:
+    """What ``RealtimeSeparator`` gives for a whole signal (aligned: the delay removed), with
+    all frames at once: (channels, samples) -> (outputs, channels, samples). For offline
+    evaluation of causal models; equal to the streaming output to float rounding."""
+    cfg = model.config
+    T, L, p = cfg.context, lookahead, cfg.context - 1 - lookahead
+    stft = STFT(cfg.n_fft, cfg.hop)
+    outputs = list(outputs) if outputs is not None else plan_outputs(cfg.sources)
+    samples = waveform.shape[-1]
+    waveform = torch.nn.functional.pad(waveform, (0, latency_samples(cfg.n_fft, cfg.hop, L)))
+    act = torch.relu if cfg.conv_activation == "relu" else (lambda v: v)
+    with torch.inference_mode():
+        spec = stft(waveform)                                                 # (C, bins, F)
+        frames = spec.shape[-1]
+        w = model.conv1.weight[:, :, 0, :].reshape(cfg.conv1_filters, -1).T   # (C bins, f1)
+        x = model.prepare_input(spec.abs().transpose(-1, -2))                 # (C, F, bins)
+        feats = act(x.transpose(0, 1).reshape(frames, -1) @ w + model.conv1.bias)
+        silent = act(model.prepare_input(x.new_zeros(cfg.channels, cfg.bins)).reshape(1, -1) @ w + model.conv1.bias)
+        feats = torch.cat([silent.expand(T - 1, -1), feats, silent.expand(L, -1)])
+        blocks = feats.unfold(0, T, 1)[L:L + frames]                          # (F, f1, T)
+        _, w1 = model._decoder_weights()
+        w1 = w1.reshape(w1.shape[0], w1.shape[1], -1)                         # (S, f1, C bins)
+        bias = model._output_bias()
+        estimates = []
+        for first in range(0, frames, batch_blocks):
+            hidden = model._decode_hidden(model._encode_features(blocks[first:first + batch_blocks]))
+            y = torch.einsum("bsf,sfq->sbq", hidden[..., p], w1)              # (S, B, C bins)
+            if bias is not None:
+                y = y + bias[:, None, :, None].expand(-1, 1, -1, cfg.bins).reshape(bias.shape[0], 1, -1)
+            estimates.append(y.relu_())
+        est = torch.cat(estimates, 1).view(len(cfg.sources), frames, cfg.channels, cfg.bins)
+        est = est.permute(0, 2, 3, 1)                                         # (S, C, bins, F)
+        stems = masked_mixtures(est, spec, [o.sources for o in outputs], cfg.mask_power, overwrite=True)
+        return stft.inverse(stems, waveform.shape[-1])[..., :samples]

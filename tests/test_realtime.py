@@ -6,7 +6,7 @@ import torch
 from convsep import RealtimeSeparator
 from convsep.errors import ConvSepError
 from convsep.models import ConvSep, preset
-from convsep.realtime import causal_reference, latency_samples
+from convsep.realtime import causal_reference, causal_separate, latency_samples
 
 
 def _model(name="convsep-stereo", seed=0, **overrides) -> ConvSep:
@@ -82,6 +82,8 @@ def test_matches_the_offline_causal_reference(name, lookahead):
     out = _stream(rt, x, [512, 333])[..., rt.latency_samples:]
     reference = causal_reference(model, torch.from_numpy(x), lookahead)
     torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-5)
+    fast = causal_separate(model, torch.from_numpy(x), lookahead, batch_blocks=7)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_stems_add_up_and_state_does_not_grow():
