@@ -18,5 +18,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+## The web app on http://127.0.0.1:8000 (PORT=...), opened in the default browser; Ctrl+C stops it.
+serve: $(STAMP)
+	$(PY) -m convsep serve --port $(or $(PORT),8000) --open
+
 bench: $(STAMP)
 	$(PY) benchmarks/separation_speed.py
