@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench serve
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
