@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="extra checkpoints every N steps")
     p.add_argument("--max-minutes", type=float, default=d.max_minutes, help="stop after the epoch that passes this many minutes")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model file's weights (or a bundled model's name), e.g. to fine-tune")
     p.add_argument("--device", default=d.device, help="cpu or cuda (with torchrun: one GPU per process)")
     p.add_argument("--augment", default=",".join(AUGMENTATIONS), metavar="LIST",
                    help=f"augmentations to use, comma-separated from {', '.join(AUGMENTATIONS)}, or 'none' (default: all)")
@@ -99,7 +101,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes, init=args.init,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

@@ -37,6 +37,7 @@ class TrainConfig:
     checkpoint_every: int = 0           # steps between extra checkpoints; 0: each epoch only
     max_minutes: float = 0.0            # stop after the epoch that passes this wall time; 0: no limit
     seed: int = 42
+    init: str | None = None             # model file whose weights start the run (fine-tuning)
     device: str = "cpu"
     augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())
     tensorboard: bool = True

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
 from convsep.errors import ConvSepError
 from convsep.evaluate.sdr import global_sdr
-from convsep.modelfile import atomic_write_bytes, save_model
+from convsep.modelfile import atomic_write_bytes, load_model, save_model
 from convsep.models import ConvSep, preset
 from convsep.separate import Separator
 from convsep.training import distributed
@@ -55,6 +55,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = ConvSep(preset(config.model, **config.model_overrides)).to(self.device)
         self.model_config = self.model.config
+        if config.init and not resume:
+            self._initialise(config.init)
         self.net = self.model
         if self.ctx.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
@@ -90,6 +92,15 @@ class Trainer:
                     shutil.rmtree(self.outdir / "tb", ignore_errors=True)
             except OSError as exc:
                 raise ConvSepError(f"{self.outdir}: cannot write the output folder ({exc.strerror})") from None
+
+    def _initialise(self, path: str) -> None:
+        """Starts from a model file's weights (fine-tuning); its config must be the run's."""
+        model, _ = load_model(path)
+        diff = config_difference(model.config.to_dict(), self.model_config.to_dict())
+        if diff:
+            raise ConvSepError(f"--init {path}: the model was made with another config "
+                               f"({diff.replace('checkpoint', 'file')}); use its --model and --model-config")
+        self.model.load_state_dict(model.state_dict())
 
     def _open_data(self):
         root = Path(self.config.root)
