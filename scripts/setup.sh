@@ -13,6 +13,16 @@ if [ "${CONVSEP_BROWSER:-1}" != 0 ]; then
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 fi
+# More instrument banks for the varied synthetic corpus (optional: `convsep synth` names what is
+# missing and uses the rest); CONVSEP_SYNTH_BANKS=0 skips them.
+if [ "${CONVSEP_SYNTH_BANKS:-1}" != 0 ]; then
+  [ -f /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ] || [ -f /usr/share/sounds/sf3/MuseScore_General_Full.sf3 ] \
+    || need_apt+=(musescore-general-soundfont-small)
+  [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || need_apt+=(timgm6mb-soundfont)
+  [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] || need_apt+=(csound-soundfont)
+  [ -f /usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2 ] || need_apt+=(avldrums.lv2-soundfont)
+  [ -d /usr/share/hydrogen/data/drumkits ] || need_apt+=(hydrogen-drumkits)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get"

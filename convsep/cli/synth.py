@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -16,7 +17,16 @@ def register(subparsers) -> None:
     p.add_argument("--tracks-test", type=int, default=None, help="test tracks (default 50)")
     p.add_argument("--seconds", type=float, default=None, help="length of each track (default 60)")
     p.add_argument("--seed", type=int, default=0, help="global seed (default 0)")
-    p.add_argument("--soundfont", default=None, help="General MIDI SoundFont (.sf2)")
+    p.add_argument("--soundfont", default=None, help="General MIDI SoundFont (.sf2/.sf3) used as the 'fluid' bank")
+    p.add_argument("--banks", default="all",
+                   help="instrument banks: all (default: every installed GM bank and drum kit), fluid (FluidR3 or "
+                        "--soundfont only), or a comma list of musescore, timgm6mb, csound, avl, hydrogen, ...")
+    p.add_argument("--voices", choices=["all", "synthetic", "mir1k"], default="all",
+                   help="all (default): real MIR-1K and Berklee voices and the synthetic singer; synthetic: the "
+                        "formant singer and GM voices only; mir1k: always a MIR-1K lead")
+    p.add_argument("--production", choices=["none", "classic", "light", "full"], default="full",
+                   help="effects: full (default), light, classic (the original room reverb only), none; "
+                        "--banks fluid --voices synthetic --production classic makes the original corpus")
     p.add_argument("--format", choices=["wav", "stems"], default="wav", dest="fmt",
                    help="wav folders (MUSDB18-HQ) or .stem.mp4 files (MUSDB18)")
     p.add_argument("--jobs", type=int, default=1, help="parallel processes (default 1)")
@@ -29,7 +39,6 @@ def register(subparsers) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from convsep.synth import PRESETS, make_corpus
-    from convsep.synth.render import DEFAULT_SOUNDFONT
 
     sizes = {"tracks_train": 100, "tracks_test": 50, "seconds": 60.0}
     if args.preset:
@@ -38,8 +47,9 @@ def handler(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
     manifest = make_corpus(
-        args.out, seed=args.seed, soundfont=args.soundfont or DEFAULT_SOUNDFONT, fmt=args.fmt,
-        jobs=args.jobs, overwrite=args.overwrite, progress=not args.quiet, **sizes,
+        args.out, seed=args.seed, soundfont=args.soundfont, fmt=args.fmt,
+        jobs=args.jobs, overwrite=args.overwrite, progress=not args.quiet, banks=args.banks, voices=args.voices,
+        production=args.production, warn=lambda line: print(f"warning: {line}", file=sys.stderr), **sizes,
     )
     n = len(manifest["tracks"])
     audio = n * sizes["seconds"]

@@ -62,6 +62,9 @@ class TrackSpec:
     soundfont: str
     fmt: str
     folder: str
+    bankset: object = None  # a banks.BankSet for the varied corpus; None: the original recipe
+    voices: str = "synthetic"
+    production: str = "classic"
 
 
 def track_seed(seed: int, subset: str, index: int) -> int:
@@ -90,6 +93,8 @@ def render_stem(parts: list[Part], frames: int, soundfont: str, register: str,
 
 def make_track(spec: TrackSpec) -> dict:
     """Generate, mix and write one track; returns its manifest row."""
+    if spec.bankset is not None:
+        return make_varied_track(spec)
     rng = np.random.default_rng(spec.seed)
     song = plan_song(rng, spec.seconds)
     parts = arrange(song, rng, spec.seconds)
@@ -105,12 +110,7 @@ def make_track(spec: TrackSpec) -> dict:
             x *= 10 ** ((mean + rng.normal(0, spread / 2)) / 20) * 0.1 / level
         stems[name] = mix.reverb(x, room, float(rng.uniform(*REVERB_SEND[name])))
     stems = mix.master(stems, target_dbfs=float(rng.uniform(-19, -13)))
-    quantised = {k: np.round(np.clip(v, -1, 1) * 32767).astype(np.int16) for k, v in stems.items()}
-    total = sum(q.astype(np.int32) for q in quantised.values())
-    if np.abs(total).max() > 32767:  # cannot happen below the limiter's ceiling; kept as a guard
-        raise RuntimeError(f"mixture of {spec.name} clips")
-    quantised["mixture"] = total.astype(np.int16)
-    write_track(Path(spec.folder), spec.name, quantised, spec.fmt)
+    write_track(Path(spec.folder), spec.name, quantise(stems, spec.name), spec.fmt)
     instruments = sorted({f"{p.stem}:{p.name}" + (f"({p.program})" if p.program >= 0 else "(formant)")
                           for ps in parts.values() for p in ps if p.notes})
     return {
@@ -118,6 +118,34 @@ def make_track(spec: TrackSpec) -> dict:
         "tempo": round(song.tempo, 1), "key": song.key_name, "meter": song.meter_name,
         "instruments": instruments, "seed": spec.seed, "seconds": spec.seconds,
         "material": sorted(set(song.sources)),
+    }
+
+
+def quantise(stems: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    """int16 stems and their integer sum as the mixture (exact)."""
+    quantised = {k: np.round(np.clip(v, -1, 1) * 32767).astype(np.int16) for k, v in stems.items()}
+    total = sum(q.astype(np.int32) for q in quantised.values())
+    if np.abs(total).max() > 32767:  # cannot happen below the limiter's ceiling; kept as a guard
+        raise RuntimeError(f"mixture of {name} clips")
+    quantised["mixture"] = total.astype(np.int16)
+    return quantised
+
+
+def make_varied_track(spec: TrackSpec) -> dict:
+    """A track of the varied corpus (see :mod:`convsep.synth.studio`); returns its manifest row."""
+    from convsep.synth import studio
+
+    maker = studio.TrackMaker(spec.seed, spec.seconds, spec.split, spec.bankset, spec.voices, spec.production)
+    stems, record = maker.make()
+    write_track(Path(spec.folder), spec.name, quantise(stems, spec.name), spec.fmt)
+    song, parts = record["song"], record["parts"]
+    instruments = [i for i in studio.instruments_of(parts) if not i.startswith("vocals:")]
+    instruments.append(f"vocals:{record['vocals_source']}")
+    return {
+        "track": spec.name, "subset": spec.subset, "split": spec.split, "style": song.style,
+        "tempo": round(song.tempo, 1), "key": song.key_name, "meter": song.meter_name,
+        "instruments": sorted(instruments), "seed": spec.seed, "seconds": spec.seconds,
+        "material": sorted(set(song.sources)), **studio.describe(record),
     }
 
 
@@ -138,7 +166,8 @@ def write_track(folder: Path, name: str, audio: dict[str, np.ndarray], fmt: str)
 
 
 def plan_tracks(tracks_train: int, tracks_test: int, seed: int, seconds: float, soundfont: str,
-                fmt: str, root: Path) -> list[TrackSpec]:
+                fmt: str, root: Path, bankset=None, voices: str = "synthetic",
+                production: str = "classic") -> list[TrackSpec]:
     """Names, splits and seeds of every track. About 14 % of the train subset (at most 14
     tracks, at least one when there are two or more) forms the validation split."""
     n_valid = 0 if tracks_train < 2 else min(len(MUSDB_VALID_NAMES), max(1, round(0.14 * tracks_train)))
@@ -153,13 +182,19 @@ def plan_tracks(tracks_train: int, tracks_test: int, seed: int, seconds: float, 
                 split, name = "valid", MUSDB_VALID_NAMES[v]
                 v += 1
             specs.append(TrackSpec(i, subset, split, name, track_seed(seed, subset, i), seconds,
-                                   soundfont, fmt, str(root / subset)))
+                                   soundfont, fmt, str(root / subset), bankset, voices, production))
     return specs
 
 
 def check_arguments(out: Path, tracks_train: int, tracks_test: int, seconds: float, fmt: str,
-                    jobs: int, overwrite: bool) -> None:
+                    jobs: int, overwrite: bool, voices: str = "all", production: str = "full") -> None:
     """Raise ConvSepError for impossible sizes or an output folder that cannot be used."""
+    from convsep.synth.studio import PRODUCTION, VOICES
+
+    if voices not in VOICES:
+        raise ConvSepError(f"--voices must be one of {', '.join(VOICES)}, got {voices!r}")
+    if production not in PRODUCTION:
+        raise ConvSepError(f"--production must be one of {', '.join(PRODUCTION)}, got {production!r}")
     if tracks_train < 1 or tracks_test < 1:
         raise ConvSepError(f"need at least one train and one test track (got {tracks_train} and {tracks_test})")
     if max(tracks_train, tracks_test) > MAX_TRACKS:
@@ -181,31 +216,42 @@ def check_arguments(out: Path, tracks_train: int, tracks_test: int, seconds: flo
 
 
 def make_corpus(out: str | Path, tracks_train: int = 100, tracks_test: int = 50, seconds: float = 60.0,
-                seed: int = 0, soundfont: str | Path = DEFAULT_SOUNDFONT, fmt: str = "wav", jobs: int = 1,
-                overwrite: bool = False, progress: bool = False) -> dict:
+                seed: int = 0, soundfont: str | Path | None = None, fmt: str = "wav", jobs: int = 1,
+                overwrite: bool = False, progress: bool = False, banks: str = "all", voices: str = "all",
+                production: str = "full", warn=None) -> dict:
     """Write the corpus to ``out`` and return the manifest (also written as
     ``out/manifest.json`` and ``out/manifest.csv``) with the wall-clock ``generation_seconds``.
+
+    ``banks`` (all, fluid, or a comma list, see :mod:`convsep.synth.banks`), ``voices`` (all,
+    synthetic, mir1k) and ``production`` (none, classic, light, full) choose the material and
+    the mix; ``banks="fluid", voices="synthetic", production="classic"`` is the original
+    corpus, byte for byte. ``warn`` (a callable taking a line) hears about banks and
+    recordings that were asked for but are not installed.
 
     The corpus is built in a temporary sibling folder and moved to ``out`` at the end, so a
     failure leaves ``out`` as it was. Raises ConvSepError on bad arguments.
     """
     out = Path(out)
-    check_arguments(out, tracks_train, tracks_test, seconds, fmt, jobs, overwrite)
-    sf2 = str(check_soundfont(soundfont))
+    check_arguments(out, tracks_train, tracks_test, seconds, fmt, jobs, overwrite, voices, production)
+    sf2 = str(check_soundfont(soundfont or DEFAULT_SOUNDFONT)) if soundfont or banks == "fluid" else DEFAULT_SOUNDFONT
+    classic = banks == "fluid" and voices == "synthetic" and production == "classic"
+    bankset, extra = None, {}
+    if not classic:
+        bankset, extra = _varied_setup(banks, soundfont, voices, production, warn)
     remove_stale_folders(out.resolve().parent, out.name + ".tmp")   # of runs killed earlier
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-{os.getpid()}-", dir=out.resolve().parent))
     except OSError as exc:
         raise ConvSepError(f"cannot create a folder next to {out}: {exc.strerror}") from None
     try:
-        specs = plan_tracks(tracks_train, tracks_test, seed, seconds, sf2, fmt, tmp)
+        specs = plan_tracks(tracks_train, tracks_test, seed, seconds, sf2, fmt, tmp, bankset, voices, production)
         start = time.perf_counter()
         rows = list(_run(specs, jobs, progress))
         elapsed = time.perf_counter() - start
         manifest = {
             "generator": "convsep synth", "seed": seed, "seconds": seconds, "sample_rate": SAMPLE_RATE,
             "format": fmt, "subtype": "PCM_16" if fmt == "wav" else "aac-256k",
-            "soundfont": Path(sf2).name, "stem_order": list(STEM_ORDER),
+            "soundfont": Path(sf2).name if classic else None, **extra, "stem_order": list(STEM_ORDER),
             "valid": [r["track"] for r in rows if r["split"] == "valid"],
             "tracks": rows,
         }
@@ -215,6 +261,31 @@ def make_corpus(out: str | Path, tracks_train: int = 100, tracks_test: int = 50,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {**manifest, "generation_seconds": round(elapsed, 3), "jobs": jobs}
+
+
+def _varied_setup(banks: str, soundfont, voices: str, production: str, warn) -> tuple:
+    """The bank set and the manifest's description of the varied corpus's sources; warns
+    about what was asked for and is missing."""
+    from convsep.synth import banks as bank_lib, singers, studio
+
+    bankset = bank_lib.select(banks, soundfont)
+    missing = list(bankset.missing)
+    singers_by_split = {}
+    if voices in ("all", "mir1k"):
+        for corpus_split in ("train", "test"):
+            groups = singers.mir1k_songs(singers.mir1k_split_for(corpus_split))
+            singers_by_split[corpus_split] = sorted({singer for (singer, _), _ in groups})
+        if not singers_by_split["train"]:
+            missing.append("MIR-1K real singing (../shared/data/real/mir1k or $CONVSEP_MIR1K)")
+    if voices == "all" and not singers.berklee_vowels():
+        missing.append("Berklee voice samples (../shared/data/real/berklee/vocals)")
+    if missing and warn is not None:
+        warn("not installed, generating without: " + "; ".join(missing))
+    extra = {"banks": studio.bank_credits(bankset), "banks_missing": missing, "voices": voices,
+             "production": production,
+             "mir1k_singers": {"train and valid splits": singers_by_split.get("train", []),
+                               "test split": singers_by_split.get("test", [])}}
+    return bankset, extra
 
 
 def _run(specs: list[TrackSpec], jobs: int, progress: bool):

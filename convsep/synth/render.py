@@ -31,7 +31,7 @@ def check_soundfont(path: str | Path) -> Path:
     return p
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=8)
 def _synth(path: str):
     import tinysoundfont
 
@@ -40,12 +40,16 @@ def _synth(path: str):
     return synth, sfid
 
 
-def render_part(part: Part, frames: int, soundfont: str | Path) -> np.ndarray:
-    """Render ``part`` (times in seconds) to float32 stereo of shape (2, frames) at 44.1 kHz."""
+def render_part(part: Part, frames: int, soundfont: str | Path,
+                preset: tuple[int, int] | None = None) -> np.ndarray:
+    """Render ``part`` (times in seconds) to float32 stereo of shape (2, frames) at 44.1 kHz.
+    ``preset`` (bank, program) replaces the part's own, e.g. for a drum-only SoundFont whose
+    kit is its melodic preset 0."""
     synth, sfid = _synth(str(soundfont))
     drums = part.bank == 128
     chan = DRUM_CHANNEL if drums else CHANNEL
-    synth.program_select(chan, sfid, part.bank, part.program, is_drums=drums)
+    bank, program = preset if preset is not None else (part.bank, part.program)
+    synth.program_select(chan, sfid, bank, program, is_drums=drums and bank == 128)
     synth.control_change(chan, 121, 0)  # reset controllers
     synth.control_change(chan, 7, 100)
     synth.control_change(chan, 10, 64)  # panning is done in the mix
