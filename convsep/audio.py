@@ -22,7 +22,7 @@ import soundfile as sf
 import soxr
 
 from convsep.errors import ConvSepError
-from convsep.outputs import commit_file, describe_os_error, temporary_path
+from convsep.outputs import commit_file, temporary_path, write_problem
 
 SAMPLE_RATE = 44100
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -328,7 +328,7 @@ class AtomicAudioWriter:
                                       format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
-            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
+            raise ConvSepError(f"{self.path}: cannot write ({write_problem(self.tmp, exc)})") from None
 
     def write(self, audio: np.ndarray) -> None:
         """audio: (channels, n) float."""
@@ -337,33 +337,20 @@ class AtomicAudioWriter:
         try:
             self._file.write(np.ascontiguousarray(audio.T, dtype=np.float32))
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
-            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
+            raise ConvSepError(f"{self.path}: cannot write ({write_problem(self.tmp, exc)})") from None
 
     def commit(self, overwrite: bool = True) -> None:
         """Moves the file into place; without ``overwrite`` an existing file is never replaced."""
         try:
             self._file.close()
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
-            raise ConvSepError(f"{self.path}: cannot write ({_write_problem(self.tmp, exc)})") from None
+            raise ConvSepError(f"{self.path}: cannot write ({write_problem(self.tmp, exc)})") from None
         commit_file(self.tmp, self.path, overwrite)
 
     def discard(self) -> None:
         if not self._file.closed:
             self._file.close()
         self.tmp.unlink(missing_ok=True)
-
-
-def _write_problem(path: Path, exc: BaseException) -> str:
-    """libsndfile reports a full disk as "System error": say what it is."""
-    if isinstance(exc, OSError):
-        return describe_os_error(exc).split(": ")[-1]
-    try:
-        stats = os.statvfs(path.parent)
-        if stats.f_bavail * stats.f_frsize < (1 << 20):
-            return "no space left on the device"
-    except OSError:
-        pass
-    return _short(exc)
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, rate: int = SAMPLE_RATE,

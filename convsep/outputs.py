@@ -41,6 +41,22 @@ def describe_os_error(exc: OSError) -> str:
     return f"{name}: {reason}" if name else reason
 
 
+def write_problem(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why writing ``path`` failed, in words. Some writers report a full disk without an
+    errno (libsndfile: "System error", numpy: "N requested and M written"): then the free
+    space of the folder tells."""
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_WORDS:
+        return _ERRNO_WORDS[exc.errno]
+    try:
+        stats = os.statvfs(Path(path).parent)
+        if stats.f_bavail * stats.f_frsize < (1 << 20):
+            return _ERRNO_WORDS[errno.ENOSPC]
+    except OSError:
+        pass
+    text = str(exc).strip()
+    return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+
+
 def safe_component(name: str, what: str = "name") -> str:
     """``name`` if it is usable as one file name inside a folder; ConvSepError otherwise."""
     if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name

@@ -26,7 +26,7 @@ import torch
 from convsep.data import SOURCES
 from convsep.data.tracks import Track, list_tracks, load_sources
 from convsep.errors import ConvSepError
-from convsep.outputs import describe_os_error, remove_stale_folders
+from convsep.outputs import describe_os_error, remove_stale_folders, write_problem
 
 FORMAT = "convsep-cache"
 VERSION = 1
@@ -188,7 +188,10 @@ def _encode(track: Track, path: str, rate: int) -> tuple[int, float]:
     audio *= np.float32(INT16_MAX / scale)
     np.rint(audio, out=audio)
     np.clip(audio, -INT16_MAX, INT16_MAX, out=audio)
-    np.save(path, audio.astype(np.int16))
+    try:
+        np.save(path, audio.astype(np.int16))
+    except OSError as exc:
+        raise ConvSepError(f"{path}: cannot write ({write_problem(path, exc)})") from None
     return int(audio.shape[-1]), scale
 
 
