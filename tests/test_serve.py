@@ -3,7 +3,6 @@ parameter, upload limits, expiry and clean-up; and ``convsep serve --port P`` as
 from __future__ import annotations
 
 import io
-import json
 import os
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import soundfile as sf
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 with warnings.catch_warnings():     # starlette's TestClient says it prefers httpx2 to httpx
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from convsep.serve.app import ServeOptions, create_app  # noqa: E402
@@ -253,4 +252,9 @@ def test_serve_refuses_a_busy_port():
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "cannot listen" in result.stderr
     assert "Traceback" not in result.stderr
-    json.dumps(result.stderr)
+
+
+def test_serve_refuses_a_missing_model():
+    result = subprocess.run([sys.executable, "-m", "convsep", "serve", "-m", "no-such-model.pt", "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "no-such-model.pt" in result.stderr and "Traceback" not in result.stderr

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from convsep.errors import ConvSepError
+from convsep.modelfile import load_model
 
 
 def register(subparsers) -> None:
@@ -36,7 +38,13 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("--queue, --workers, --max-upload-mb and --keep-minutes must be positive")
     if not 0 <= args.port <= 65535:
         raise ConvSepError(f"--port {args.port}: not a port number")
-    options = ServeOptions(models=args.model or [None], max_upload_bytes=int(args.max_upload_mb * 1e6),
-                           queue_size=args.queue, workers=args.workers, threads=args.threads,
+    if args.threads is not None and args.threads < 1:
+        raise ConvSepError("--threads must be at least 1")
+    models = args.model or [None]
+    for model in models:           # a bad model is an error now, not on the first upload
+        load_model(model)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    options = ServeOptions(models=models, max_upload_bytes=int(args.max_upload_mb * 1e6),
+                           queue_size=args.queue, workers=args.workers, threads=threads,
                            keep_seconds=args.keep_minutes * 60)
     return run_server(options, host=args.host, port=args.port, open_browser=args.open)
