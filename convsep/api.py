@@ -96,7 +96,7 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     if existing and not overwrite:
         raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
     out_rate = reader.info.rate if keep_rate else SAMPLE_RATE
-    created_folder = not folder.exists()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]   # removed again on failure
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -142,11 +142,11 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             for done in committed:
                 done.unlink(missing_ok=True)
         claim.release()
-        if created_folder:
+        for made in created:                  # innermost first; only if still empty
             try:
-                folder.rmdir()
+                made.rmdir()
             except OSError:
-                pass
+                break
         raise
     claim.release()
     return FileResult(path, targets, total / SAMPLE_RATE, time.perf_counter() - started,

@@ -31,8 +31,8 @@ def as_waveform(waveform, name: str = "waveform", channels: int | None = None) -
         if array.dtype == torch.bfloat16:
             array = array.float()
         array = array.numpy()
-    elif isinstance(waveform, np.ndarray):
-        array = waveform
+    elif isinstance(waveform, (np.ndarray, np.generic)):
+        array = np.asarray(waveform)
     elif isinstance(waveform, (list, tuple)):
         try:
             array = np.asarray(waveform, dtype=np.float32)
