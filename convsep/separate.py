@@ -59,6 +59,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ConvSepError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or auto") from None
     if device.type not in ("cpu", "cuda", "mps"):
         raise ConvSepError(f"device {str(device)!r} is not supported; use cpu, cuda, cuda:N or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConvSepError("--device mps was asked for but torch has no MPS (Apple GPU) support here")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConvSepError("--device cuda was asked for but no CUDA GPU is available to torch")
     return device

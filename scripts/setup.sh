@@ -8,6 +8,9 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need_apt+=(fluid-soundfont-gm)
+# tinysoundfont (the corpus's renderer) declares pyaudio, which pip builds against PortAudio.
+[ -f /usr/include/portaudio.h ] || need_apt+=(portaudio19-dev)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 # Headless Chromium and its driver for the web app's end-to-end test (CONVSEP_BROWSER=0 skips them).
 if [ "${CONVSEP_BROWSER:-1}" != 0 ]; then
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need_apt+=(chromium)
@@ -43,5 +46,4 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
 fi
 "$PY" -m pip install -q -e ".[dev]"
-"$PY" -m pip install -q --no-deps tinysoundfont
 echo "setup: done ($("$PY" -c 'import torch, convsep; print("torch", torch.__version__, "convsep", convsep.__version__)'))"

@@ -25,6 +25,12 @@ def check_soundfont(path: str | Path) -> Path:
     if not p.is_file():
         raise ConvSepError(f"SoundFont not found: {p} (install fluid-soundfont-gm or pass --soundfont FILE.sf2)")
     try:
+        import tinysoundfont  # noqa: F401
+    except ImportError:
+        raise ConvSepError("the synthetic corpus needs tinysoundfont: pip install 'convsep[synth]' "
+                           "(it builds pyaudio: install the PortAudio headers first, e.g. apt-get "
+                           "install portaudio19-dev)") from None
+    try:
         _synth(str(p))
     except Exception as exc:  # tinysoundfont raises plain exceptions on bad files
         raise ConvSepError(f"cannot load SoundFont {p}: {exc}") from None
