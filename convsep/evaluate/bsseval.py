@@ -25,8 +25,10 @@ arithmetic runs in float64 on the device of the inputs.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -44,7 +46,23 @@ _BATCH_SAMPLES = 1 << 17
 _MAX_BLOCK = 1 << 16
 _CORR_FFT = 1 << 13
 
+
+
+@runtime_checkable
+class SignalReader(Protocol):
+    """A (sources, samples, channels) signal that is read back in time ranges instead of being
+    held in memory (see ``convsep.evaluate.spill``)."""
+
+    shape: tuple[int, int, int]
+    device: torch.device
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Samples ``[start, stop)``: (sources, stop - start, channels), floating point."""
+        ...
+
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence
+Signal = torch.Tensor | SignalReader
 
 
 # ----------------------------------------------------------------------------------- inputs
@@ -67,12 +85,24 @@ def _as_tensor(x: ArrayLike, name: str, device: torch.device | None = None) -> t
     return x
 
 
-def _activity(x: torch.Tensor, chunk: int = 1 << 20) -> torch.Tensor:
-    """(S, N, C) -> (S, N) bool: the channels of the source do not sum to zero at the sample."""
-    return torch.cat([x[:, i : i + chunk].sum(dim=2) != 0 for i in range(0, x.shape[1], chunk)], 1)
+def _as_signal(x: ArrayLike | SignalReader, name: str, device: torch.device | None = None) -> Signal:
+    """Array-likes as ``_as_tensor``; a ``SignalReader`` is used as it is."""
+    if isinstance(x, SignalReader) and not isinstance(x, (torch.Tensor, np.ndarray)):
+        if len(x.shape) != 3:
+            raise ConvSepError(
+                f"{name} must have shape (sources, samples, channels), got {tuple(x.shape)}"
+            )
+        return x
+    return _as_tensor(x, name, device)
 
 
-def _validate(references: torch.Tensor, estimates: torch.Tensor) -> None:
+def _span(x: Signal, start: int, stop: int) -> torch.Tensor:
+    """Samples ``[start, stop)`` of a (S, N, C) signal: a tensor or an object with ``read``."""
+    return x[:, start:stop] if isinstance(x, torch.Tensor) else x.read(start, stop)
+
+
+def _validate(references: Signal, estimates: Signal) -> None:
+    """Shapes only; the values are checked by ``_scan``."""
     if references.shape[0] != estimates.shape[0]:
         raise ConvSepError(
             f"got {estimates.shape[0]} estimated sources for {references.shape[0]} references; "
@@ -88,19 +118,43 @@ def _validate(references: torch.Tensor, estimates: torch.Tensor) -> None:
             f"estimates have {estimates.shape[2]} channels but references have "
             f"{references.shape[2]}; use the same channel layout"
         )
-    if references.numel() == 0:
+    if math.prod(references.shape) == 0:
         raise ConvSepError(f"empty input of shape {tuple(references.shape)}; nothing to evaluate")
-    for name, x in (("references", references), ("estimates", estimates)):
+
+
+def _scan(
+    x: Signal, name: str, frames: list[tuple[int, int]], device: torch.device, chunk: int = 1 << 20
+) -> torch.Tensor:
+    """One pass over a (S, N, C) signal -> (T,) bool: the frames where some source is silent
+    (its channels sum to zero throughout the frame).
+
+    Raises ConvSepError for NaN or infinite samples and for a source silent over the whole track.
+    """
+    n_src, n_samples, _ = x.shape
+    starts, stops = [f[0] for f in frames], [f[1] for f in frames]
+    ever = torch.zeros(n_src, dtype=torch.bool, device=device)
+    in_frame = torch.zeros(n_src, len(frames), dtype=torch.bool, device=device)
+    for a in range(0, n_samples, chunk):
+        b = min(n_samples, a + chunk)
+        part = _span(x, a, b).to(device)
+        summed = part[..., 0].clone()
+        for c in range(1, part.shape[2]):
+            summed += part[..., c]
         # audio sums never overflow: a non-finite sum means a NaN or infinite sample
-        if not bool(torch.isfinite(x.sum())):
+        if not bool(torch.isfinite(summed.sum())):
             raise ConvSepError(f"{name} contain NaN or infinite samples")
-        silent = ~_activity(x).any(dim=1)
-        if bool(silent.any()):
-            idx = silent.nonzero().flatten().tolist()
-            raise ConvSepError(
-                f"{name} of source(s) {idx} are silent over the whole track; "
-                "BSSEval is undefined for silent sources"
-            )
+        active = summed != 0
+        ever |= active.any(dim=1)
+        for t in range(bisect.bisect_right(stops, a), bisect.bisect_left(starts, b)):
+            lo, hi = max(starts[t], a) - a, min(stops[t], b) - a
+            in_frame[:, t] |= active[:, lo:hi].any(dim=1)
+    if not bool(ever.all()):
+        idx = (~ever).nonzero().flatten().tolist()
+        raise ConvSepError(
+            f"{name} of source(s) {idx} are silent over the whole track; "
+            "BSSEval is undefined for silent sources"
+        )
+    return ~in_frame.all(dim=0)
 
 
 # ---------------------------------------------------------------------------------- framing
@@ -143,19 +197,17 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def _silent_frames(x: torch.Tensor, frames: list[tuple[int, int]]) -> torch.Tensor:
-    """(S, N, C) -> (T,) bool: some source sums to zero over channels throughout the frame."""
-    active = _activity(x)
-    return torch.stack([~active[:, s:e].any(dim=1).all() for s, e in frames])
-
-
 def _gather_blocks(
-    signals: Sequence[torch.Tensor], starts: list[int], width: int, lo: list[int], hi: list[int]
+    signals: Sequence[Signal],
+    starts: list[int],
+    width: int,
+    lo: list[int],
+    hi: list[int],
+    device: torch.device,
 ) -> torch.Tensor:
-    """(S_i, N, C) tensors -> (B, sum S_i*C, width) float64: rows (signal, source, channel)
+    """(S_i, N, C) signals -> (B, sum S_i*C, width) float64: rows (signal, source, channel)
     holding ``[start, start + width)`` of each block, zero outside ``[lo, hi)``."""
     rows = sum(x.shape[0] * x.shape[2] for x in signals)
-    device = signals[0].device
     out = torch.empty(len(starts), rows, width, dtype=torch.float64, device=device)
     for i, (start, a, b) in enumerate(zip(starts, lo, hi)):
         first, last = min(max(start, a), start + width), max(min(start + width, b), start)
@@ -164,16 +216,16 @@ def _gather_blocks(
         row = 0
         for x in signals:
             n = x.shape[0] * x.shape[2]
-            part = x[:, first:last, :].permute(0, 2, 1).reshape(n, last - first)
+            part = _span(x, first, last).permute(0, 2, 1).reshape(n, last - first)
             out[i, row : row + n, first - start : last - start] = part
             row += n
     return out
 
 
 def _lag_correlations(
-    x: Sequence[torch.Tensor], y: Sequence[torch.Tensor], n_lags: int
+    x: Sequence[Signal], y: Sequence[Signal], n_lags: int, device: torch.device
 ) -> torch.Tensor:
-    """(S_i, N, C) tensors -> (P, Q, n_lags) float64: r[p, q, k] = sum_n x[p, n + k] y[q, n].
+    """(S_i, N, C) signals -> (P, Q, n_lags) float64: r[p, q, k] = sum_n x[p, n + k] y[q, n].
 
     Rows ``p`` (``q``) run over the sources and channels of the tensors in ``x`` (``y``).
 
@@ -187,12 +239,19 @@ def _lag_correlations(
     starts_all = list(range(0, n, block))
     per_batch = max(1, _BATCH_SAMPLES // n_fft)
     n_x, n_y = (sum(t.shape[0] * t.shape[2] for t in group) for group in (x, y))
-    acc = torch.zeros(n_x, n_y, n_fft // 2 + 1, dtype=torch.complex128, device=x[0].device)
+    acc = torch.zeros(n_x, n_y, n_fft // 2 + 1, dtype=torch.complex128, device=device)
+    # y's rows are the first rows of x's when x starts with y's signals
+    shared = len(y) <= len(x) and all(a is b for a, b in zip(x, y))
     for i in range(0, len(starts_all), per_batch):
         starts = starts_all[i : i + per_batch]
-        lo, hi = [0] * len(starts), [n] * len(starts)
-        xf = torch.fft.rfft(_gather_blocks(x, starts, block + n_lags - 1, lo, hi), n=n_fft)
-        yf = torch.fft.rfft(_gather_blocks(y, starts, block, lo, hi), n=n_fft).conj_physical()
+        # one copy of the batch's span, zero past the end, cut into overlapping blocks
+        width = starts[-1] - starts[0] + block + n_lags - 1
+        span = _gather_blocks(x, starts[:1], width, [0], [n], device)[0]  # (P, width)
+        xf = torch.fft.rfft(span.unfold(-1, block + n_lags - 1, block).transpose(0, 1), n=n_fft)
+        if not shared:
+            span = _gather_blocks(y, starts[:1], width, [0], [n], device)[0]
+        y_blocks = span[:n_y, : len(starts) * block].unflatten(-1, (len(starts), block))
+        yf = torch.fft.rfft(y_blocks.transpose(0, 1), n=n_fft).conj_physical()
         for b in range(len(starts)):
             acc.addcmul_(xf[b, :, None, :], yf[b, None, :, :])
     return torch.fft.irfft(acc, n=n_fft)[..., :n_lags]
@@ -233,8 +292,100 @@ def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return sol
 
 
+def _block_levinson(r: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``(T + eps I) x = rhs`` for block-Toeplitz ``T``, one system per batch entry.
+
+    r: (B, P, P, L) lag correlations; ``T[(a, p), (b, q)] = R(b - a)[p, q]`` with
+    ``R(k) = r[..., k]`` and ``R(-k) = R(k)^T``. rhs: (B, L, P, K), block rows ``a``.
+    Returns x: (B, L, P, K), float64.
+
+    Whittle's multichannel Levinson recursion: forward and backward predictors of growing
+    order, O(L^2 P^3) work instead of the O(L^3 P^3) of a dense factorisation. The backward
+    predictor is kept right-aligned in its buffer, so extending it by one block costs nothing.
+    Runs in numpy: the L - 1 steps are many small products, where numpy's per-call cost is
+    lower than torch's.
+    """
+    nb, n_ch, _, n_lag = r.shape
+    lagged = np.moveaxis(r, 3, 1)  # (B, L, P, P): R(k)
+    eye = np.eye(n_ch)
+    zero_lag = 0.5 * (lagged[:, 0] + np.swapaxes(lagged[:, 0], -1, -2)) + _EPS * eye
+    width = (n_lag - 1) * n_ch
+    # block rows [R(1) .. R(L-1)] and [R(-(L-1)) .. R(-1)], as (B, P, (L-1) P)
+    pos = np.ascontiguousarray(lagged[:, 1:].transpose(0, 2, 1, 3).reshape(nb, n_ch, width))
+    neg = np.swapaxes(lagged[:, :0:-1], -1, -2).transpose(0, 2, 1, 3)
+    neg = np.ascontiguousarray(neg.reshape(nb, n_ch, width))
+    # forward predictor and solution side by side: one product gives what both miss
+    fwd_sol = np.zeros((nb, n_lag * n_ch, n_ch + rhs.shape[-1]))
+    fwd, sol = fwd_sol[..., :n_ch], fwd_sol[..., n_ch:]
+    bwd = np.zeros((nb, n_lag * n_ch, n_ch))
+    fwd[:, :n_ch] = eye
+    bwd[:, width:] = eye
+    fwd_err, bwd_err = zero_lag, zero_lag
+    sol[:, :n_ch] = np.linalg.solve(zero_lag, rhs[:, 0])
+    for n in range(n_lag - 1):
+        lo, m = (n_lag - 2 - n) * n_ch, (n + 1) * n_ch
+        missed = neg[:, :, lo:] @ fwd_sol[:, :m]  # what order n misses at block row n + 1
+        fwd_out, sol_out = missed[..., :n_ch], missed[..., n_ch:]
+        bwd_out = pos[:, :, :m] @ bwd[:, lo + n_ch :]  # ... and at block row 0
+        fwd_gain = np.linalg.solve(bwd_err, fwd_out)
+        bwd_gain = np.linalg.solve(fwd_err, bwd_out)
+        fwd_step = bwd[:, lo + n_ch :] @ fwd_gain
+        bwd_step = fwd[:, :m] @ bwd_gain
+        fwd[:, n_ch : m + n_ch] -= fwd_step
+        bwd[:, lo : lo + m] -= bwd_step
+        fwd_err = fwd_err - bwd_out @ fwd_gain
+        bwd_err = bwd_err - fwd_out @ bwd_gain
+        sol[:, : m + n_ch] += bwd[:, lo:] @ np.linalg.solve(bwd_err, rhs[:, n + 1] - sol_out)
+    return sol.reshape(nb, n_lag, n_ch, -1)
+
+
+def _toeplitz_matmul(r: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(T + eps I) x`` for the block-Toeplitz ``T`` of ``_block_levinson``, by FFT.
+
+    r: (B, P, P, L); x: (B, L, P, K) -> (B, L, P, K).
+    """
+    n_lag = r.shape[-1]
+    r0 = 0.5 * (r[..., 0] + r[..., 0].mT)
+    # kernel over lags L-1 .. -(L-1): kernel[..., i] = R(L - 1 - i)
+    kernel = torch.cat([r[..., 1:].flip(-1), r0[..., None], r[..., 1:].transpose(1, 2)], dim=-1)
+    n_fft = _fast_len(3 * n_lag - 2)
+    spec = torch.fft.rfft(kernel, n=n_fft)  # (B, P, Q, F)
+    xs = torch.fft.rfft(x, n=n_fft, dim=1)  # (B, F, Q, K)
+    out = torch.fft.irfft(torch.einsum("bpqf,bfqk->bfpk", spec, xs), n=n_fft, dim=1)
+    return out[:, n_lag - 1 : 2 * n_lag - 1] + _EPS * x
+
+
+def _backward_error(r: torch.Tensor, x: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """(B,) normwise backward error ``|Tx - y| / (|T| |x| + |y|)`` (Frobenius norms)."""
+    n_lag = r.shape[-1]
+    weights = torch.arange(n_lag, 0, -1, dtype=r.dtype, device=r.device)  # L - |k|
+    lag_norms = r.square().sum(dim=(1, 2))  # (B, L)
+    t_norm = (weights[0] * lag_norms[:, 0] + 2 * (weights[1:] * lag_norms[:, 1:]).sum(1)).sqrt()
+    resid = (_toeplitz_matmul(r, x) - rhs).flatten(1).norm(dim=1)
+    return resid / (t_norm * x.flatten(1).norm(dim=1) + rhs.flatten(1).norm(dim=1))
+
+
+# A structured solve is kept when its backward error is this small (a dense Cholesky reaches
+# about 1e-16); otherwise the dense factorisation is used.
+_STRUCTURED_TOLERANCE = 1e-13
+
+
+def _toeplitz_solve(r: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """(B, P, P, L), (B, L, P, K) -> (B, L, P, K): solve(G + eps I, rhs) per batch entry, G the
+    Gram matrix of the delayed signals. Block Levinson; dense (Cholesky, then LU, then least
+    squares) for the systems where it is not accurate enough."""
+    sol = torch.from_numpy(_block_levinson(r.cpu().numpy(), rhs.cpu().numpy())).to(r.device)
+    bad = (~(_backward_error(r, sol, rhs) <= _STRUCTURED_TOLERANCE)).nonzero().flatten().tolist()
+    for b in bad:
+        n_ch, n_lag = r.shape[1], r.shape[-1]
+        dense_rhs = rhs[b].permute(1, 0, 2).reshape(n_ch * n_lag, -1)  # rows (p, a)
+        dense = _solve(_gram(r[b], n_lag), dense_rhs)
+        sol[b] = dense.view(n_ch, n_lag, -1).permute(1, 0, 2)
+    return sol
+
+
 def _distortion_filters(
-    refs: torch.Tensor, ests: torch.Tensor, n_src: int, filter_len: int
+    refs: Signal, ests: Signal, filter_len: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Whole-track least-squares filters.
 
@@ -242,30 +393,80 @@ def _distortion_filters(
     to estimate channel (k, d), over all references; ``own_ref`` (S, C, L, C): from
     reference channel (k, c) to estimate channel (k, d), over source k's reference only.
     """
-    n_ch = refs.shape[2]
-    r = _lag_correlations((refs, ests), (refs,), filter_len)
+    n_src, _, n_ch = refs.shape
+    r = _lag_correlations((refs, ests), (refs,), filter_len, device)
     p = n_src * n_ch
-    gram = _gram(r[:p], filter_len)
-    # D[(j, c, m), (k, d)] = r[(k, d), (j, c), m]
-    rhs = r[p:].permute(1, 2, 0).reshape(p * filter_len, p)
-    all_refs = _solve(gram, rhs).reshape(p, filter_len, p)
+    ref_corr = r[:p]
+    # D[(j, c, m), (k, d)] = r[(k, d), (j, c), m], as block rows m: (L, (j, c), (k, d))
+    rhs = r[p:].permute(2, 1, 0)
+    all_refs = _toeplitz_solve(ref_corr[None], rhs[None])[0].permute(1, 0, 2)
 
-    m = n_ch * filter_len
-    blocks = torch.arange(n_src, device=refs.device) * m
-    rows = blocks[:, None] + torch.arange(m, device=refs.device)  # (S, C*L)
-    own_gram = gram[rows[:, :, None], rows[:, None, :]]  # (S, C*L, C*L)
-    own_rhs = rhs.reshape(n_src, m, n_src, n_ch).diagonal(dim1=0, dim2=2).permute(2, 0, 1)
-    own_ref = _solve(own_gram, own_rhs).reshape(n_src, n_ch, filter_len, n_ch)
+    own = torch.arange(n_src, device=device)[:, None] * n_ch + torch.arange(n_ch, device=device)
+    own_corr = ref_corr[own[:, :, None], own[:, None, :]]  # (S, C, C, L)
+    own_rhs = rhs[:, own[:, :, None], own[:, None, :]].permute(1, 0, 2, 3)  # (S, L, C, C)
+    own_ref = _toeplitz_solve(own_corr, own_rhs).permute(0, 2, 1, 3)
     return all_refs, own_ref
 
 
 # ------------------------------------------------------------------------------- windows
+def _energy_terms(
+    true: torch.Tensor,
+    est: torch.Tensor,
+    proj_own: torch.Tensor,
+    proj_all: torch.Tensor,
+    energy,
+) -> torch.Tensor:
+    """The seven energies of the decomposition, stacked: (7, S, B)."""
+    return torch.stack(
+        [
+            energy(true),
+            energy(est - true),
+            energy(proj_own - true),
+            energy(proj_own),
+            energy(proj_all - proj_own),
+            energy(proj_all),
+            energy(est - proj_all),
+        ]
+    )
+
+
+def _project(
+    spec: torch.Tensor, spec_own: torch.Tensor, spec_all: torch.Tensor, n_src: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference spectra (B, S*C, F) -> spectra of the projections on the own reference and
+    on all references, both (B, S*C, F); filter spectra as in ``_window_energies``."""
+    nb, n_in, n_freq = spec.shape
+    n_ch = n_in // n_src
+    own = torch.zeros(nb, n_src, n_ch, n_freq, dtype=spec.dtype, device=spec.device)
+    per_src = spec.view(nb, n_src, n_ch, n_freq)
+    for c in range(n_ch):
+        own.addcmul_(per_src[:, :, c, None, :], spec_own[None, :, c])
+    own = own.view(nb, n_in, n_freq)
+    if n_src == 1:
+        return own, own
+    mixed = torch.zeros(nb, n_in, n_freq, dtype=spec.dtype, device=spec.device)
+    for p in range(n_in):
+        mixed.addcmul_(spec[:, p, None, :], spec_all[None, p])
+    return own, mixed
+
+
+def _frames(x: Signal, bounds: Sequence[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """(S, N, C) signal, B windows of one length n -> (B, S*C, n) float64."""
+    n_src, _, n_ch = x.shape
+    length = bounds[0][1] - bounds[0][0]
+    out = torch.empty(len(bounds), n_src, n_ch, length, dtype=torch.float64, device=device)
+    for i, (start, stop) in enumerate(bounds):
+        out[i].copy_(_span(x, start, stop).permute(0, 2, 1))
+    return out.view(len(bounds), n_src * n_ch, length)
+
+
 def _window_energies(
-    refs: torch.Tensor,
-    ests: torch.Tensor,
+    refs: Signal,
+    ests: Signal,
     bounds: list[tuple[int, int]],
     all_refs: torch.Tensor,
     own_ref: torch.Tensor,
+    device: torch.device,
 ) -> torch.Tensor:
     """Energies of the decomposition in every window, for windows of one common length.
 
@@ -273,9 +474,50 @@ def _window_energies(
     returned by ``_distortion_filters``. Returns (7, S, T) float64: ``|s|^2, |e - s|^2,
     |Pj - s|^2, |Pj|^2, |Pa - Pj|^2, |Pa|^2, |e - Pa|^2`` where ``s`` is the true image,
     ``e`` the estimate, ``Pj`` the projection on the source's own reference and ``Pa`` on all
-    references. Windows are cut into blocks of at most ``_MAX_BLOCK`` output samples and
-    filtered by overlap-save.
+    references, over the window and the ``L - 1`` samples after it.
+
+    A window whose filtered length fits one FFT of at most ``_MAX_BLOCK`` samples is projected
+    in the frequency domain and its energies are taken there (Parseval); longer windows are
+    cut into blocks, filtered by overlap-save and measured in the time domain.
     """
+    n_src, n_ch, filter_len, _ = own_ref.shape
+    lead = filter_len - 1
+    out_len = bounds[0][1] - bounds[0][0] + lead
+    if out_len > _MAX_BLOCK:
+        return _long_window_energies(refs, ests, bounds, all_refs, own_ref, device)
+    n_fft = _fast_len(out_len)
+    spec_all = torch.fft.rfft(all_refs.permute(0, 2, 1), n=n_fft)  # (P, Q, F)
+    spec_own = torch.fft.rfft(own_ref.permute(0, 1, 3, 2), n=n_fft)  # (S, C, C, F)
+    # Parseval over a one-sided spectrum: |x|^2 = (2 sum_f |X_f|^2 - |X_0|^2 - |X_nyq|^2) / n
+    edges = [0, n_fft // 2] if n_fft % 2 == 0 else [0]
+
+    def energy(spec: torch.Tensor) -> torch.Tensor:
+        total = torch.linalg.vector_norm(torch.view_as_real(spec).flatten(-2), dim=-1).square()
+        edge = torch.view_as_real(spec[..., edges]).square().sum(dim=(-1, -2))
+        power = (2 * total - edge) / n_fft  # (B, S*C)
+        return power.view(-1, n_src, n_ch).sum(dim=-1).T  # (S, B)
+
+    energies = torch.empty(7, n_src, len(bounds), dtype=torch.float64, device=device)
+    per_batch = max(1, _BATCH_SAMPLES // n_fft)
+    for i in range(0, len(bounds), per_batch):
+        batch = bounds[i : i + per_batch]
+        true = torch.fft.rfft(_frames(refs, batch, device), n=n_fft)  # zero-padded: no wrap
+        est = torch.fft.rfft(_frames(ests, batch, device), n=n_fft)
+        proj_own, proj_all = _project(true, spec_own, spec_all, n_src)
+        energies[:, :, i : i + len(batch)] = _energy_terms(true, est, proj_own, proj_all, energy)
+    return energies
+
+
+def _long_window_energies(
+    refs: Signal,
+    ests: Signal,
+    bounds: list[tuple[int, int]],
+    all_refs: torch.Tensor,
+    own_ref: torch.Tensor,
+    device: torch.device,
+) -> torch.Tensor:
+    """``_window_energies`` for windows longer than one FFT: blocks of at most
+    ``_MAX_BLOCK`` output samples, filtered by overlap-save."""
     n_src, n_ch, filter_len, _ = own_ref.shape
     n_in = n_src * n_ch
     lead = filter_len - 1
@@ -288,52 +530,32 @@ def _window_energies(
     spec_own = torch.fft.rfft(own_ref.permute(0, 1, 3, 2), n=n_fft)  # (S, C, C, F)
 
     jobs = [(t, s + k * block, s, e) for t, (s, e) in enumerate(bounds) for k in range(n_blocks)]
-    energies = torch.zeros(7, n_src, len(bounds), dtype=torch.float64, device=refs.device)
+    energies = torch.zeros(7, n_src, len(bounds), dtype=torch.float64, device=device)
     per_batch = max(1, _BATCH_SAMPLES // n_fft)
     for i in range(0, len(jobs), per_batch):
         frame, start, lo, hi = zip(*jobs[i : i + per_batch])
         nb = len(start)
-        chunk = _gather_blocks((refs,), [a - lead for a in start], block + lead, lo, hi)
+        chunk = _gather_blocks((refs,), [a - lead for a in start], block + lead, lo, hi, device)
         true = chunk[..., lead:]
-        est = _gather_blocks((ests,), start, block, lo, hi)
+        est = _gather_blocks((ests,), start, block, lo, hi, device)
         # outputs reach L - 1 samples past the window end, where the true image and estimate
         # are zero-padded
-        out_pos = torch.tensor(start, device=refs.device)[:, None] + torch.arange(
-            block, device=refs.device
+        out_pos = torch.tensor(start, device=device)[:, None] + torch.arange(block, device=device)
+        tail = (out_pos < torch.tensor(hi, device=device)[:, None] + lead)[:, None, :]
+        spec_own_proj, spec_all_proj = _project(
+            torch.fft.rfft(chunk, n=n_fft), spec_own, spec_all, n_src
         )
-        tail = (out_pos < torch.tensor(hi, device=refs.device)[:, None] + lead)[:, None, :]
-        spec = torch.fft.rfft(chunk, n=n_fft)  # (B, P, F)
-
-        own = torch.zeros(nb, n_src, n_ch, spec.shape[-1], dtype=spec.dtype, device=spec.device)
-        per_src = spec.view(nb, n_src, n_ch, -1)
-        for c in range(n_ch):
-            own.addcmul_(per_src[:, :, c, None, :], spec_own[None, :, c])
-        proj_own = torch.fft.irfft(own.view(nb, n_in, -1), n=n_fft)[..., lead : lead + block]
-        proj_own = proj_own * tail
+        proj_own = torch.fft.irfft(spec_own_proj, n=n_fft)[..., lead : lead + block] * tail
         if n_src == 1:
             proj_all = proj_own
         else:
-            mixed = torch.zeros(nb, n_in, spec.shape[-1], dtype=spec.dtype, device=spec.device)
-            for p in range(n_in):
-                mixed.addcmul_(spec[:, p, None, :], spec_all[None, p])
-            proj_all = torch.fft.irfft(mixed, n=n_fft)[..., lead : lead + block] * tail
+            proj_all = torch.fft.irfft(spec_all_proj, n=n_fft)[..., lead : lead + block] * tail
 
         def energy(sig: torch.Tensor) -> torch.Tensor:
             return sig.square().reshape(nb, n_src, n_ch * block).sum(dim=-1).T  # (S, B)
 
-        terms = torch.stack(
-            [
-                energy(true),
-                energy(est - true),
-                energy(proj_own - true),
-                energy(proj_own),
-                energy(proj_all - proj_own),
-                energy(proj_all),
-                energy(est - proj_all),
-            ]
-        )
-        index = torch.tensor(frame, device=refs.device)
-        energies.index_add_(2, index, terms)
+        terms = _energy_terms(true, est, proj_own, proj_all, energy)
+        energies.index_add_(2, torch.tensor(frame, device=device), terms)
     return energies
 
 
@@ -355,7 +577,8 @@ def bss_eval_v4(
 
     Args:
         references: true source images, (sources, samples, channels); (sources, samples) and
-            (samples,) are read as one channel / one source. Tensor, ndarray or nested lists.
+            (samples,) are read as one channel / one source. Tensor, ndarray, nested lists, or
+            a ``SignalReader`` (read in time ranges, never whole).
         estimates: estimated images, same shape as ``references``.
         window: window length in samples (``math.inf`` for one window over the whole track).
         hop: hop between windows in samples.
@@ -374,21 +597,21 @@ def bss_eval_v4(
             f"window ({window}), hop ({hop}) and filter_len ({filter_len}) must be positive"
         )
     filter_len = int(filter_len)
-    refs = _as_tensor(references, "references")
-    ests = _as_tensor(estimates, "estimates", device=refs.device)
+    refs = _as_signal(references, "references")
+    device = refs.device
+    ests = _as_signal(estimates, "estimates", device=device)
     _validate(refs, ests)
     n_src, n_samples, _ = refs.shape
-    device = refs.device
 
     frames = frame_bounds(n_samples, window, hop)
-    silent = _silent_frames(refs, frames) | _silent_frames(ests, frames)
-    all_refs, own_ref = _distortion_filters(refs, ests, n_src, filter_len)
+    silent = _scan(refs, "references", frames, device) | _scan(ests, "estimates", frames, device)
+    all_refs, own_ref = _distortion_filters(refs, ests, filter_len, device)
 
     energies = torch.empty(7, n_src, len(frames), dtype=torch.float64, device=device)
     for length in sorted({e - s for s, e in frames}):
         sel = [t for t, (s, e) in enumerate(frames) if e - s == length]
         energies[:, :, sel] = _window_energies(
-            refs, ests, [frames[t] for t in sel], all_refs, own_ref
+            refs, ests, [frames[t] for t in sel], all_refs, own_ref, device
         )
 
     true, err, spat, own, interf, proj, artif = energies
