@@ -50,17 +50,22 @@ def irm1_sdr(folder: Path) -> dict[str, float]:
     return {s: float(np.nanmedian(sdr[i])) for i, s in enumerate(SOURCES)}
 
 
-def bench(tracks: int, seconds: float) -> float:
-    """Seconds of audio generated per CPU second (one process, 60 s tracks), written to a
-    temporary folder with the default SoundFont."""
+def bench(tracks: int, seconds: float, manifest: dict) -> float:
+    """Seconds of audio generated per CPU second (one process, tracks as long as the corpus's),
+    written to a temporary folder with the corpus's recipe (varied: every installed bank)."""
     import tempfile
 
     from convsep.synth.corpus import plan_tracks
     from convsep.synth.corpus import make_track
     from convsep.synth.render import DEFAULT_SOUNDFONT
 
+    varied = {}
+    if "voices" in manifest:
+        from convsep.synth import banks
+
+        varied = {"bankset": banks.select("all"), "voices": manifest["voices"], "production": manifest["production"]}
     with tempfile.TemporaryDirectory() as tmp:
-        specs = plan_tracks(tracks, 1, 12345, seconds, DEFAULT_SOUNDFONT, "wav", Path(tmp))[:tracks]
+        specs = plan_tracks(tracks, 1, 12345, seconds, DEFAULT_SOUNDFONT, "wav", Path(tmp), **varied)[:tracks]
         make_track(specs[0])  # warm up: SoundFont loading
         start = time.process_time()
         for s in specs[1:]:
@@ -94,6 +99,18 @@ def main() -> None:
         styles[row["style"]] = styles.get(row["style"], 0) + 1
     report["styles"] = styles
     report["meters"] = {m: sum(r["meter"] == m for r in manifest["tracks"]) for m in {r["meter"] for r in manifest["tracks"]}}
+    if "voices" in manifest:  # the varied corpus: what it drew
+        rows = manifest["tracks"]
+        count = lambda keys: {k: keys.count(k) for k in sorted(set(keys))}  # noqa: E731
+        report["vocals_source"] = count([r["vocals_source"].split("@")[0].split(":")[0] for r in rows])
+        report["vocals_bandwidth_hz"] = count([r["vocals_bandwidth_hz"] for r in rows])
+        report["vocal_layers"] = count([m.split(":")[0].split(" ")[0] for r in rows for m in r["vocals_material"]
+                                        if not m.startswith("mir1k:")] + ["mir1k" for r in rows
+                                        if any(m.startswith("mir1k:") for m in r["vocals_material"])])
+        report["drum_banks"] = count([r["banks"]["drums:drums"].split(":")[0] for r in rows])
+        report["instrument_banks"] = count([b for r in rows for k, b in r["banks"].items() if not k.startswith("drums")])
+        lu = [r["vocals_lu_over_accompaniment"] for r in rows if r["vocals_lu_over_accompaniment"] is not None]
+        report["vocals_lu_over_accompaniment"] = {"mean": float(np.mean(lu)), "min": min(lu), "max": max(lu)}
     report["tempo_range"] = [min(r["tempo"] for r in manifest["tracks"]), max(r["tempo"] for r in manifest["tracks"])]
     if args.irm1_tracks:
         test = [r for r in manifest["tracks"] if r["subset"] == "test"][: args.irm1_tracks]
@@ -102,7 +119,7 @@ def main() -> None:
         report["irm1"] = {"tracks": len(test), "seconds": round(time.perf_counter() - start, 1),
                           "median_sdr": {s: float(np.median([t[s] for t in per_track])) for s in SOURCES}}
     if args.bench_tracks:
-        report["x_real_time_per_core"] = bench(args.bench_tracks, float(manifest["seconds"]))
+        report["x_real_time_per_core"] = bench(args.bench_tracks, float(manifest["seconds"]), manifest)
     text = json.dumps(report, indent=1)
     print(text)
     if args.json:
