@@ -26,7 +26,8 @@ EXIT_CODES = ("exit codes: 0 success; 2 error in the input, files, model or sett
               "'error: ...'; also when some files of a batch failed); 1 internal error (a bug: "
               "please report it, rerun with --debug for the traceback); 128+N stopped by signal N "
               "(130 Ctrl-C, 143 SIGTERM)")
-REPORT = "this is a bug in convsep; please report it with the output of the same command run as 'convsep --debug ...'"
+REPORT = ("this is a bug in convsep; please report it on the convsep issue tracker with the output "
+          "of the same command run as 'convsep --debug ...'")
 
 
 def one_line(text: str) -> str:
