@@ -69,11 +69,16 @@ class FrameEstimator(nn.Module):
 
     def forward(self, chunks: torch.Tensor) -> torch.Tensor:
         B, C, _, h, Q = chunks.shape
-        T, P = self.model.config.context, self.phases
+        model = self.model
+        T, P = model.config.context, self.phases
+        # the first layer (full-height conv over channels x bins) once per frame, not per block
+        x = model.prepare_input(chunks)
+        feats = torch.einsum("bcnhq,fcq->bnhf", x, model.conv1.weight[:, :, 0, :]) + model.conv1.bias
+        feats = model._activate(feats)                                     # (B, N, h, f1)
         # block i = chunks i .. i + P - 1, cut to T frames
-        blocks = torch.cat([chunks[:, :, r:(r - P + 1) or None] for r in range(P)], dim=3)
-        blocks = blocks[:, :, :, :T].transpose(1, 2).reshape(-1, C, T, Q)  # (B * count, C, T, Q)
-        y = self.model(blocks)                                             # (B * count, S, C, T, Q)
+        blocks = torch.cat([feats[:, r:(r - P + 1) or None] for r in range(P)], dim=2)[:, :, :T]
+        blocks = blocks.reshape(-1, T, blocks.shape[-1]).transpose(1, 2)   # (B * count, f1, T)
+        y = model.decode(model._encode_features(blocks))                   # (B * count, S, C, T, Q)
         S = y.shape[1]
         w = self.weights[:, None]
         summed = self._overlap_add((y * w).reshape(B, -1, S, C, T, Q))

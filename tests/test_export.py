@@ -73,8 +73,8 @@ def test_exported_backend_separates_like_pytorch(exported, mixture, fmt):
     assert (total - mixture).abs().max() < 1e-4
 
 
-def test_model_file_runs_through_onnx_in_memory(mixture):
-    separator = Separator.load(None, backend="onnx")
+def test_model_file_is_exported_in_memory(mixture):
+    separator = Separator.load(None, backend="torchscript")
     reference = Separator.load(None)(mixture[:, :44100])
     stems = separator(mixture[:, :44100])
     assert max((stems[k] - reference[k]).abs().max() for k in stems) < 1e-3
