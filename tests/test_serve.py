@@ -58,7 +58,7 @@ def wait_done(client, job_id: str, timeout: float = 120.0) -> dict:
 @pytest.fixture()
 def app_client(tmp_path):
     root = tmp_path / "jobs"
-    app = create_app(ServeOptions(max_upload_bytes=2_000_000, queue_size=4, keep_seconds=3600, root=root))
+    app = create_app(ServeOptions(max_upload_bytes=2_000_000, queue_size=64, keep_seconds=3600, root=root))
     with TestClient(app) as client:
         client.root = root
         yield client
@@ -253,3 +253,25 @@ def test_serve_refuses_a_busy_port_and_a_missing_model(capsys):
     assert "cannot listen" in capsys.readouterr().err
     assert main(["serve", "-m", "no-such-model.pt", "--port", "0"]) == 2
     assert "no-such-model.pt" in capsys.readouterr().err
+
+
+def test_queue_is_bounded(tmp_path):
+    from convsep.errors import ConvSepError
+    from convsep.serve.jobs import JobManager
+
+    jobs = JobManager(queue_size=1, workers=0, root=tmp_path / "jobs")    # nobody takes jobs off
+    try:
+        for n in range(2):
+            job_id, folder = jobs.new_folder()
+            upload = folder / "input.wav"
+            upload.write_bytes(wav_bytes(song(0.2)))
+            if n == 0:
+                assert jobs.submit(job_id, folder, upload, "a.wav", "default").status == "queued"
+            else:
+                with pytest.raises(ConvSepError, match="queue is full"):
+                    jobs.submit(job_id, folder, upload, "b.wav", "default")
+                assert not folder.exists()
+        assert len(jobs.jobs()) == 1
+    finally:
+        jobs.close()
+    assert not (tmp_path / "jobs").exists()
