@@ -62,11 +62,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["default", "realtime"])
     parser.add_argument("--lookaheads", type=int, nargs="+", default=[0, 1, 3, 7, 14, 29])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/realtime_quality.json"))
+    parser.add_argument("--skip-offline", action="store_true", help="do not score the offline default model")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other methods of an existing --out (same tracks), replacing those computed now")
     args = parser.parse_args()
     torch.set_num_threads(1)
     offline = Separator.load("default")
     models = {name: load_model(name)[0] for name in args.models}
-    methods = {"offline default": lambda mix: offline.separate_tensor(mix)}
+    methods = {} if args.skip_offline else {"offline default": lambda mix: offline.separate_tensor(mix)}
     for name, model in models.items():
         for L in args.lookaheads:
             methods[f"{name} L={L}"] = (lambda m, L: lambda mix: causal_separate(m, mix, L))(model, L)
@@ -86,6 +89,11 @@ def main() -> None:
         for method, result in results.items():
             per_track[method][track] = result
         print(f"[{len(tracks)}/{args.tracks}] {track} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    if args.merge and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        if previous["tracks"] != tracks:
+            raise SystemExit(f"{args.out} was computed on other tracks; drop --merge or use another --out")
+        per_track = {**{m: r for m, r in previous["per_track"].items() if m not in per_track}, **per_track}
     summary = {}
     for method, results in per_track.items():
         summary[method] = {
