@@ -17,7 +17,7 @@ from convsep.synth.arrange import Part, TimedNote
 from convsep.synth.render import DEFAULT_SOUNDFONT
 
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_SOUNDFONT).is_file(), reason="no GM SoundFont installed")
-FAST_BANKS = "fluid,timgm6mb,csound,avl,hydrogen"  # MuseScore General takes seconds to decode per process
+FAST_BANKS = "fluid,timgm6mb,csound,avl,hydrogen,berklee,sms"  # MuseScore General takes seconds to decode
 SMALL = {"tracks_train": 4, "tracks_test": 2, "seconds": 8.0, "banks": FAST_BANKS}
 SOURCES = ("vocals", "drums", "bass", "other")
 needs_mir1k = pytest.mark.skipif(not singers.mir1k_songs("train"), reason="MIR-1K not available")
@@ -45,10 +45,16 @@ def test_stems_sum_exactly_to_the_mixture(varied) -> None:
         assert np.abs(mix).max() < 32767
 
 
-def test_same_bytes_with_two_jobs(varied, tmp_path: Path) -> None:
+def test_same_seed_same_bytes(varied, tmp_path: Path) -> None:
+    """(``--jobs 2`` against ``--jobs 1`` is tested in test_synth.py on the default corpus.)"""
     root, _ = varied
-    make_corpus(tmp_path / "again", seed=11, jobs=2, **SMALL)
-    assert digest(tmp_path / "again") == digest(root)
+    make_corpus(tmp_path / "again", seed=11, **{**SMALL, "tracks_train": 1})  # a track's seed: (seed, subset, index)
+    again, first = digest(tmp_path / "again"), digest(root)
+    test_files = [k for k in first if k.startswith("test/")]
+    assert len(test_files) == 10 and all(again[k] == first[k] for k in test_files)
+    voice = np.sin(np.arange(44100 * 2) / 20.0) * (np.arange(44100 * 2) % 20000 < 15000)
+    assert np.array_equal(singers.harmony(np.random.default_rng(1), voice, [(0.0, 2.0)])[0],
+                          singers.harmony(np.random.default_rng(1), voice, [(0.0, 2.0)])[0])
 
 
 def test_manifest_records_material_bandwidth_banks_and_effects(varied) -> None:
@@ -119,7 +125,7 @@ def test_mix_bus_keeps_stems_summing_to_the_processed_mix() -> None:
 def test_held_out_singers_never_in_train_and_bandwidth_is_8k(tmp_path: Path) -> None:
     from convsep.data.mir1k import VALID_SINGERS, singer_of
 
-    manifest = make_corpus(tmp_path / "mir", tracks_train=3, tracks_test=1, seconds=12.0, seed=5,
+    manifest = make_corpus(tmp_path / "mir", tracks_train=2, tracks_test=1, seconds=8.0, seed=5,
                            banks="fluid", voices="mir1k", production="light")
     assert not set(manifest["mir1k_singers"]["train and valid splits"]) & set(VALID_SINGERS)
     for r in manifest["tracks"]:
@@ -140,6 +146,24 @@ def test_hydrogen_kit_plays_a_groove() -> None:
     audio = render_kit(part, 44100, kits[0].path)
     assert audio.shape == (2, 44100) and np.abs(audio[:, :4410]).max() > 0.01
     assert np.isfinite(audio).all()
+
+
+def test_recorded_piano_guitar_and_phrases() -> None:
+    from convsep.synth import sampler
+
+    instruments = sampler.recorded_instruments()
+    if not instruments:
+        pytest.skip("Berklee recordings not available")
+    part = Part("other", "piano", 0, notes=[TimedNote(0.25 * i, 0.4, p, 90) for i, p in enumerate([36, 60, 67, 72, 84])])
+    for name in instruments:
+        audio = sampler.render_recorded(part, 44100 * 2, name)
+        assert audio.shape == (88200,) and np.isfinite(audio).all()
+        starts = [int(0.25 * i * 44100) for i in range(5)]
+        assert all(np.abs(audio[s:s + 2205]).max() > 0.01 for s in starts), name
+    solo = sampler.phrases().get("solo")
+    if solo:
+        line, names = sampler.lay_phrases(np.random.default_rng(0), solo, [(0.5, 6.0)], 44100 * 7)
+        assert names and np.any(line[22050:]) and not np.any(line[: 22050]) and not np.any(line[int(6.01 * 44100):])
 
 
 def test_classic_recipe_is_the_original_corpus(tmp_path: Path) -> None:

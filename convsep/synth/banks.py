@@ -24,7 +24,9 @@ HYDROGEN_DIR = Path(os.environ.get("CONVSEP_HYDROGEN_DRUMKITS", "/usr/share/hydr
 @dataclass(frozen=True)
 class Bank:
     """One source of instrument sounds. ``kind`` is "soundfont" (a GM bank, or a drum-only
-    SoundFont when ``drums_only``) or "hydrogen" (a Hydrogen drum kit folder)."""
+    SoundFont when ``drums_only``), "hydrogen" (a Hydrogen drum kit folder), "recorded" (a
+    sampler of recorded notes, :mod:`convsep.synth.sampler`) or "phrases" (recorded solo
+    phrases)."""
 
     name: str
     kind: str
@@ -52,6 +54,8 @@ DRUM_SOUNDFONTS = (
 )
 HYDROGEN_PACKAGE = "hydrogen-drumkits"
 FAMILIES = {"avl": [n for n, *_ in DRUM_SOUNDFONTS], "hydrogen": ["hydrogen"], "gm": [n for n, *_ in GM_SOUNDFONTS]}
+#: Recorded instruments in ../shared/data/real: Berklee piano and guitar samplers, sms-tools solo phrases.
+RECORDED = ("berklee", "sms")
 #: Probability that an instrument keeps the track's main bank.
 KEEP_MAIN = 0.6
 #: Probability that the drums come from a recorded kit (when one is installed).
@@ -66,10 +70,14 @@ class BankSet:
     gm: tuple[Bank, ...]
     drums: tuple[Bank, ...]
     missing: tuple[str, ...]
+    recorded: tuple[Bank, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        return [b.name for b in self.gm + self.drums]
+        return [b.name for b in self.gm + self.drums + self.recorded]
+
+    def recorded_bank(self, name: str) -> Bank | None:
+        return next((b for b in self.recorded if b.name == name), None)
 
 
 def _first_file(paths) -> str | None:
@@ -94,15 +102,15 @@ def hydrogen_kits() -> list[Bank]:
 def select(spec: str = "all", soundfont: str | None = None) -> BankSet:
     """The installed banks named by ``spec`` (see the module docstring). ``soundfont``, when
     given, replaces FluidR3 as the "fluid" bank. Raises ConvSepError when no GM bank is left."""
-    wanted = [w.strip() for w in spec.split(",") if w.strip()] if spec != "all" else ["gm", "avl", "hydrogen"]
+    wanted = [w.strip() for w in spec.split(",") if w.strip()] if spec != "all" else ["gm", "avl", "hydrogen", *RECORDED]
     names: list[str] = []
     for w in wanted:
         names += FAMILIES.get(w, [w])
-    known = {n for n, *_ in GM_SOUNDFONTS + DRUM_SOUNDFONTS} | {"hydrogen"}
+    known = {n for n, *_ in GM_SOUNDFONTS + DRUM_SOUNDFONTS} | {"hydrogen", *RECORDED}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConvSepError(f"unknown bank {unknown[0]!r}; choose all, fluid, musescore, timgm6mb, csound, avl, "
-                           "avl-black-pearl, avl-red-zeppelin or hydrogen (comma-separated)")
+                           "avl-black-pearl, avl-red-zeppelin, hydrogen, berklee or sms (comma-separated)")
     gm, drums, missing = [], [], []
     for name, paths, package, licence in GM_SOUNDFONTS:
         if name not in names:
@@ -126,16 +134,34 @@ def select(spec: str = "all", soundfont: str | None = None) -> BankSet:
         drums += kits
         if not kits:
             missing.append(f"hydrogen ({HYDROGEN_PACKAGE})")
+    recorded = []
+    if "berklee" in names:
+        from convsep.synth.sampler import recorded_instruments, real_root
+
+        found = recorded_instruments()
+        recorded += [Bank(n, "recorded", str(Path(found[n][0][1]).parent), "../shared/data/real/berklee", "CC BY 3.0")
+                     for n in sorted(found)]
+        if not found:
+            missing.append(f"berklee instruments ({real_root() / 'berklee' / 'instruments'})")
+    if "sms" in names:
+        from convsep.synth.sampler import phrases, real_root
+
+        if "solo" in phrases():
+            recorded.append(Bank("sms-tools:solo", "phrases", str(real_root() / "sms-tools"), "../shared/data/real/sms-tools",
+                                 "CC BY 4.0"))
+        else:
+            missing.append(f"sms-tools phrases ({real_root() / 'sms-tools'})")
     if not gm:
         raise ConvSepError("no General MIDI SoundFont installed for --banks " + spec
                            + f" (missing: {', '.join(missing)}; run scripts/setup.sh as root or pass --soundfont FILE.sf2)")
-    return BankSet(tuple(gm), tuple(drums), tuple(missing))
+    return BankSet(tuple(gm), tuple(drums), tuple(missing), tuple(recorded))
 
 
 def assign(rng: np.random.Generator, banks: BankSet, labels: list[str]) -> dict[str, Bank]:
     """A bank for each instrument label (``"drums:drums"``, ``"other:piano"``, ...): the
     track's main GM bank with probability KEEP_MAIN, else any GM bank; the drums come from a
-    recorded kit with probability RECORDED_DRUMS when one is installed."""
+    recorded kit with probability RECORDED_DRUMS when one is installed. (Recorded pianos,
+    guitars and solos replace some of these in :mod:`convsep.synth.studio`.)"""
     main = banks.gm[int(rng.integers(len(banks.gm)))]
     out = {}
     for label in labels:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from convsep.synth import banks as bank_lib
-from convsep.synth import effects, mix, singers, voice
+from convsep.synth import effects, mix, sampler, singers, voice
 from convsep.synth.arrange import Part, arrange
 from convsep.synth.music import plan_song
 from convsep.synth.render import SAMPLE_RATE, render_part
@@ -23,6 +23,12 @@ REVERB_SEND = {"vocals": (0.25, 0.5), "drums": (0.08, 0.2), "bass": (0.0, 0.04),
 RT60 = {"ballad": (1.6, 2.6), "swing": (1.0, 1.8), "waltz": (1.2, 2.2)}
 #: Probabilities of the voice choices when ``voices="all"``.
 P_MIR1K_LEAD, P_BERKLEE_BACKING, P_EXTRA_BACKING, P_DOUBLE, P_HARMONY = 0.55, 0.6, 0.25, 0.35, 0.35
+#: Probability that a full-band sung phrase from sms-tools leads a track that has no MIR-1K lead.
+P_SMS_LEAD = 0.12
+#: Probabilities that a recorded instrument replaces a fitting GM part: (bank, part names, programs, p).
+RECORDED_PARTS = (("berklee:piano", ("piano",), (0, 1), 0.3),
+                  ("berklee:guitar", ("guitar", "guitar2"), (24, 25), 0.3),
+                  ("sms-tools:solo", ("lead",), None, 0.3))
 VOICES = ("all", "synthetic", "mir1k")
 PRODUCTION = ("none", "classic", "light", "full")
 
@@ -47,7 +53,9 @@ def role_of(part: Part) -> str:
 def render_with(part: Part, frames: int, bank: bank_lib.Bank, fallback: bank_lib.Bank) -> tuple[np.ndarray, str]:
     """Render ``part`` on ``bank``: float64 (2, frames) and the name of the bank that played
     it (``fallback`` when ``bank`` lacks the preset or stays silent)."""
-    if bank.kind == "hydrogen":
+    if bank.kind == "recorded":
+        audio = np.stack([sampler.render_recorded(part, frames, bank.name)] * 2)
+    elif bank.kind == "hydrogen":
         from convsep.synth.drumkit import render_kit
 
         audio = render_kit(part, frames, bank.path).astype(np.float64)
@@ -63,6 +71,17 @@ def render_with(part: Part, frames: int, bank: bank_lib.Bank, fallback: bank_lib
     if not np.any(audio) and bank is not fallback and part.notes:
         return render_with(part, frames, fallback, fallback)
     return audio, bank.name
+
+
+def note_spans(part: Part, gap: float = 2.0) -> list[tuple[float, float]]:
+    """(start, end) seconds of the stretches where ``part`` plays (notes closer than ``gap``)."""
+    spans: list[list[float]] = []
+    for n in sorted(part.notes, key=lambda n: n.start):
+        if spans and n.start - spans[-1][1] < gap:
+            spans[-1][1] = max(spans[-1][1], n.start + n.seconds)
+        else:
+            spans.append([n.start, n.start + n.seconds])
+    return [(a, b) for a, b in spans]
 
 
 def place(audio: np.ndarray, position: float, gain_db: float, width: float) -> np.ndarray:
@@ -94,7 +113,13 @@ class TrackMaker:
 
     def instrument(self, part: Part, bank: bank_lib.Bank) -> np.ndarray:
         """One rendered, processed, levelled and panned instrument part: (2, frames)."""
-        audio, used = render_with(part, self.frames, bank, self.bankset.gm[0])
+        if bank.kind == "phrases":
+            mono, names = sampler.lay_phrases(self.rng, sampler.phrases()["solo"], note_spans(part), self.frames)
+            audio, used = np.stack([mono, mono]), f"{bank.name}({','.join(sorted(set(names)))})"
+            if not names:  # too short a stretch for a phrase: the GM solo plays instead
+                bank = self.bankset.gm[0]
+        if bank.kind != "phrases":
+            audio, used = render_with(part, self.frames, bank, self.bankset.gm[0])
         self.record["banks"][self.label(part)] = used
         fx = self.chain(role_of(part))
         if fx.names:
@@ -108,6 +133,11 @@ class TrackMaker:
         parts = arrange(song, rng, self.seconds)
         labels = [self.label(p) for name in ("vocals",) + ACCOMPANIMENT for p in parts[name]]
         assigned = bank_lib.assign(rng, self.bankset, labels)
+        for name, part_names, programs, p in RECORDED_PARTS:
+            bank = self.bankset.recorded_bank(name)
+            for part in parts["other"] if bank is not None else []:
+                if part.name in part_names and (programs is None or part.program in programs) and rng.random() < p:
+                    assigned[self.label(part)] = bank
         stems = {name: sum((self.instrument(p, assigned[self.label(p)]) for p in parts[name]),
                            np.zeros((2, self.frames))) for name in ACCOMPANIMENT}
         stems["vocals"] = self.vocals(song, parts["vocals"], assigned)
@@ -140,6 +170,14 @@ class TrackMaker:
                 material += [f"mir1k:{c}" for c in clips]
                 bandwidth = singers.MIR1K_BANDWIDTH_HZ
                 source = "mir1k"
+        sung = sampler.phrases().get("sung") if self.voices == "all" else None
+        if lead is None and sung and rng.random() < P_SMS_LEAD:
+            lead, names = sampler.lay_phrases(rng, sung, singers.vocal_spans(song, frames / SAMPLE_RATE), frames)
+            if names:
+                material += [f"sms-tools:{n}" for n in names]
+                source = "sms-tools"
+            else:
+                lead = None
         if lead is None:
             if lead_part.program < 0:
                 lead = voice.sing(lead_part, frames, song.voice_range, rng).astype(np.float64)
@@ -260,4 +298,4 @@ def instruments_of(parts: dict[str, list[Part]]) -> list[str]:
 
 def bank_credits(bankset: bank_lib.BankSet) -> list[dict]:
     return [{"name": b.name, "path": Path(b.path).name, "package": b.package, "license": b.license}
-            for b in bankset.gm + bankset.drums]
+            for b in bankset.gm + bankset.drums + bankset.recorded]
