@@ -10,9 +10,12 @@ mixture itself for every source (the lower bound).
 - ``mixture``: the mixture as every source's estimate.
 
 The STFT is Hann ``n_fft`` = 4096, hop 1024 (as the sigsep oracles for MUSDB18), computed
-frame chunk by frame chunk, so the working memory beyond the output stays bounded on long tracks.
+frame chunk by frame chunk, so the working memory beyond the output stays bounded on long tracks;
+``oracle_chunks`` yields the estimates piece by piece, final as soon as no later frame overlaps them.
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -63,36 +66,72 @@ def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
     return out.reshape(*lead, (count + ratio - 1) * hop)
 
 
-def oracle_estimates(
-    sources: torch.Tensor, kind: str, n_fft: int = ORACLE_N_FFT, hop: int = ORACLE_HOP
-) -> torch.Tensor:
-    """True sources (S, C, N) -> oracle estimates (S, C, N), float32 on the same device."""
+def _segment(sources, start: int, stop: int) -> torch.Tensor:
+    """Samples [start, stop) of (S, C, N) sources or of a (S, N, C) signal reader -> (S, C, n) float32."""
+    if isinstance(sources, torch.Tensor):
+        return sources[..., start:stop].to(torch.float32)
+    return sources.read(start, stop).permute(0, 2, 1)
+
+
+def oracle_chunks(
+    sources, kind: str, n_fft: int = ORACLE_N_FFT, hop: int = ORACLE_HOP
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """True sources -> ``(start, (S, C, n))`` float32 pieces of the oracle estimates, in order.
+
+    ``sources``: a (S, C, N) tensor or a (S, N, C) ``SignalReader``. Only the pieces and one
+    STFT frame of overlap are held in memory; together the pieces equal ``oracle_estimates``.
+    """
     if kind not in ORACLES:
         raise ConvSepError(f"unknown oracle {kind!r}; choose from {', '.join(ORACLES)}")
     if n_fft % hop:
         raise ConvSepError(f"the oracle STFT size ({n_fft}) must be a multiple of its hop ({hop})")
-    sources = sources.to(torch.float32)
+    tensor = isinstance(sources, torch.Tensor)
+    n_src, n_ch, n = (sources.shape if tensor else (sources.shape[0], sources.shape[2], sources.shape[1]))
     if kind == "mixture":
-        return sources.sum(0, keepdim=True).expand_as(sources)
+        for start in range(0, n, _CHUNK_FRAMES * hop):
+            piece = _segment(sources, start, start + _CHUNK_FRAMES * hop)
+            yield start, piece.sum(0, keepdim=True).expand_as(piece)
+        return
     stft = STFT(n_fft, hop)
-    window = stft.window(sources.device)
-    n = sources.shape[-1]
+    device = sources.device
+    window = stft.window(device)
     half = n_fft // 2
     frames = stft.frames(n)
-    out = sources.new_zeros(*sources.shape[:2], (frames - 1) * hop + n_fft)
-    env = sources.new_zeros(out.shape[-1])
+    overlap = n_fft - hop
+    # overlap-add sums past the last final sample: padded samples [first * hop, + overlap)
+    carry = torch.zeros(n_src, n_ch, overlap, device=device)
+    env_carry = torch.zeros(overlap, device=device)
     for first in range(0, frames, _CHUNK_FRAMES):
         last = min(frames, first + _CHUNK_FRAMES)
         # padded samples [first * hop, (last - 1) * hop + n_fft) of the centred STFT
         start, stop = first * hop - half, (last - 1) * hop + n_fft - half
-        segment = sources[..., max(start, 0):min(stop, n)]
+        segment = _segment(sources, max(start, 0), min(stop, n))
         segment = F.pad(segment, (max(0, -start), max(0, stop - n)))
         spec = stft.forward_padded(segment)                      # (S, C, bins, frames)
         masked = _masks(spec, kind) * spec.sum(0, keepdim=True)
         chunks = torch.fft.irfft(masked, n=n_fft, dim=-2).transpose(-1, -2) * window
         signal = _overlap_add(chunks, hop)
-        out[..., first * hop:first * hop + signal.shape[-1]] += signal
-        env[first * hop:first * hop + signal.shape[-1]] += _overlap_add(
-            window.square().expand(last - first, n_fft), hop)
-    out /= env.clamp_min(1e-10)
-    return out[..., half:half + n]
+        out = carry.new_zeros(n_src, n_ch, signal.shape[-1])
+        out[..., :overlap] = carry
+        out += signal
+        env = env_carry.new_zeros(signal.shape[-1])
+        env[:overlap] = env_carry
+        env += _overlap_add(window.square().expand(last - first, n_fft), hop)
+        # padded samples before last * hop get nothing more (all of them at the end)
+        done = signal.shape[-1] if last == frames else (last - first) * hop
+        carry, env_carry = out[..., done:], env[done:]
+        lo, hi = max(first * hop, half), min(first * hop + done, half + n)
+        if hi > lo:
+            piece = out[..., lo - first * hop:hi - first * hop]
+            piece /= env[lo - first * hop:hi - first * hop].clamp_min(1e-10)
+            yield lo - half, piece
+
+
+def oracle_estimates(
+    sources: torch.Tensor, kind: str, n_fft: int = ORACLE_N_FFT, hop: int = ORACLE_HOP
+) -> torch.Tensor:
+    """True sources (S, C, N) -> oracle estimates (S, C, N), float32 on the same device."""
+    pieces = [piece for _, piece in oracle_chunks(sources, kind, n_fft, hop)]
+    if not pieces:
+        return sources.to(torch.float32)[..., :0]
+    return torch.cat(pieces, dim=-1)

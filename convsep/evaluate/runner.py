@@ -22,10 +22,11 @@ import torch
 from tqdm import tqdm
 
 from convsep.audio import SAMPLE_RATE
-from convsep.data import SOURCES, Track, list_tracks, load_sources
+from convsep.data import SOURCES, Track, list_tracks
 from convsep.errors import ConvSepError
-from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_estimates, parse_oracles
+from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_chunks, parse_oracles
 from convsep.evaluate.sdr import global_sdr
+from convsep.evaluate.spill import SpilledSignal, load_references
 from convsep.evaluate.store import (
     METRICS,
     method_dirs,
@@ -132,8 +133,39 @@ def model_estimates(separator, sources: torch.Tensor) -> torch.Tensor:
     return estimates[[index[s] for s in SOURCES]]
 
 
-def score(references: torch.Tensor, estimates: torch.Tensor, backend: str = "fast") -> dict[str, np.ndarray]:
-    """(S, C, N) references and estimates -> {metric: (S, frames)} BSSEval v4 images scores."""
+def write_model_estimates(separator, references: SpilledSignal, out: SpilledSignal) -> None:
+    """``model_estimates`` from and into signals on disk: the mixture is summed and separated
+    piece by piece (the pieces ``Separator.separate_tensor`` uses) and the stems are written
+    as they come, so neither the mixture nor the stems are ever whole in memory."""
+    index = {name: i for i, name in enumerate(separator.output_names)}
+    missing = [s for s in SOURCES if s not in index]
+    if missing:
+        raise ConvSepError(f"the model has no output for {', '.join(missing)}")
+    order = [index[s] for s in SOURCES]
+    step = separator.core_frames * separator.config.hop
+    n_samples, n_ch = references.shape[1:]
+    groups = [slice(c, c + 1) for c in range(n_ch)] if separator.config.channels == 1 else [slice(None)]
+
+    for channels in groups:
+        mixture = (references.read(i, i + step).permute(0, 2, 1).sum(0)[channels].float().cpu()
+                   for i in range(0, n_samples, step))
+        start = 0
+        for piece in separator.stream(mixture):
+            out.write(start, piece[order], channels=channels)
+            start += piece.shape[-1]
+
+
+def score(references: torch.Tensor | SpilledSignal, estimates: torch.Tensor | SpilledSignal,
+          backend: str = "fast") -> dict[str, np.ndarray]:
+    """(S, C, N) references and estimates -> {metric: (S, frames)} BSSEval v4 images scores.
+    Signals on disk are read range by range (the fast backend) or whole (museval)."""
+    if isinstance(references, SpilledSignal):
+        if backend == "museval":
+            return score(references.to_tensor(), estimates.to_tensor(), backend)
+        from convsep.evaluate.bsseval import bss_eval_v4
+
+        result = bss_eval_v4(references, estimates, window=WINDOW, hop=WINDOW)
+        return {m: result[m].cpu().numpy() for m in METRICS}
     if estimates.shape != references.shape:
         raise ConvSepError(f"estimates have shape {tuple(estimates.shape)} but the references have "
                            f"{tuple(references.shape)} (sources, channels, samples)")
@@ -166,30 +198,30 @@ def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend
 
     Returns (failures, seconds of audio evaluated).
     """
+    # The references and each method's estimates live in temporary files in ``outdir`` and
+    # are read range by range (convsep.evaluate.spill): memory stays bounded on long tracks.
     try:
-        sources = load_sources(track, rate=SAMPLE_RATE)  # (S, C, N)
-        if max_seconds is not None:
-            sources = sources[..., :max(1, int(round(max_seconds * SAMPLE_RATE)))]
-        refs = torch.from_numpy(np.ascontiguousarray(sources)).to(device)
+        max_samples = None if max_seconds is None else max(1, int(round(max_seconds * SAMPLE_RATE)))
+        refs = load_references(track, SAMPLE_RATE, max_samples, directory=outdir, device=device)
     except Exception as exc:  # any reading problem fails this track only
         return [Failure(track.name, m.name, _one_line(exc)) for m in methods], 0.0
     failures = []
-    for method in methods:
-        try:
-            if method.kind == "model":
-                estimates = model_estimates(_separator(method, device), refs)
-            else:
-                estimates = oracle_estimates(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP)
-            scores = score(refs, estimates, backend)
-            estimates = estimates.to(refs.device)
-            # one source at a time: global_sdr works on float64 copies of its inputs
-            gsdr = [float(global_sdr(refs[j:j + 1].transpose(1, 2), estimates[j:j + 1].transpose(1, 2)))
-                    for j in range(len(SOURCES))]
-            write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores, gsdr)
-        except Exception as exc:  # report the track, go on with the others
-            failures.append(Failure(track.name, method.name, _one_line(exc)))
-        estimates = None
-    return failures, refs.shape[-1] / SAMPLE_RATE
+    with refs:
+        for method in methods:
+            try:
+                with SpilledSignal(*refs.shape, directory=outdir, device=device) as estimates:
+                    if method.kind == "model":
+                        write_model_estimates(_separator(method, device), refs, estimates)
+                    else:
+                        for start, piece in oracle_chunks(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP):
+                            estimates.write(start, piece)
+                    scores = score(refs, estimates, backend)
+                    gsdr = [float(global_sdr(refs.source(j), estimates.source(j)))
+                            for j in range(len(SOURCES))]
+                write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores, gsdr)
+            except Exception as exc:  # report the track, go on with the others
+                failures.append(Failure(track.name, method.name, _one_line(exc)))
+    return failures, refs.shape[1] / SAMPLE_RATE
 
 
 # ----------------------------------------------------------------------------------- run
