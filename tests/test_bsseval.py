@@ -8,6 +8,7 @@ import torch
 
 from convsep.errors import ConvSepError
 from convsep.evaluate import bss_eval_v4, evaluate, global_sdr
+from convsep.evaluate import bsseval
 from convsep.evaluate.bsseval import METRICS, frame_bounds
 
 museval = pytest.importorskip("museval")
@@ -177,3 +178,32 @@ def test_global_sdr_matches_direct_formula():
     assert global_sdr(torch.from_numpy(refs), torch.from_numpy(refs)).min() > 100
     with pytest.raises(ConvSepError, match="shape"):
         global_sdr(refs, ests[:, :-1])
+
+
+def test_dense_fallback_of_the_filter_solve_matches_museval(monkeypatch):
+    # a structured solve that is never accurate enough: every system takes the dense path
+    monkeypatch.setattr(bsseval, "_STRUCTURED_TOLERANCE", -1.0)
+    rng = np.random.default_rng(9)
+    refs = _music(rng, 3, int(2.2 * RATE), 2)
+    _assert_matches(refs, _estimates(rng, refs))
+
+
+def test_window_longer_than_one_fft_matches_museval():
+    # one window over the whole signal: filtered block by block (overlap-save)
+    rng = np.random.default_rng(10)
+    refs = _music(rng, 2, int(2.5 * RATE), 2)
+    assert 2.5 * RATE > bsseval._MAX_BLOCK
+    _assert_matches(refs, _estimates(rng, refs), window=3 * RATE, hop=3 * RATE)
+
+
+def test_block_levinson_solves_the_dense_system():
+    rng = np.random.default_rng(11)
+    x = torch.from_numpy(rng.standard_normal((3, 20_000)))
+    filter_len = 40
+    r = bsseval._lag_correlations((x[:, :, None],), (x[:, :, None],), filter_len, torch.device("cpu"))
+    rhs = torch.from_numpy(rng.standard_normal((filter_len, 3, 5)))
+    got = bsseval._toeplitz_solve(r[None], rhs[None])[0]  # (L, P, K)
+    dense = bsseval._gram(r, filter_len) + bsseval._EPS * torch.eye(3 * filter_len, dtype=torch.float64)
+    want = torch.linalg.solve(dense, rhs.permute(1, 0, 2).reshape(3 * filter_len, 5))
+    torch.testing.assert_close(got.permute(1, 0, 2).reshape(3 * filter_len, 5), want, rtol=1e-10, atol=1e-12)
+    assert float(bsseval._backward_error(r[None], got[None], rhs[None])) < 1e-15
