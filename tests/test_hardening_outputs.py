@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def test_stem_names_are_single_components(tmp_path, stem):
 # -- concurrent runs ----------------------------------------------------------------------
 def test_two_concurrent_runs_exactly_one_wins_and_its_stems_are_intact(tmp_path, model_file):
     """Two real processes separate different songs with the same track name into one folder."""
-    songs = [write_song(tmp_path / f"in{i}" / "song.wav", 5.0, seed=i) for i in range(2)]
+    songs = [write_song(tmp_path / f"in{i}" / "song.wav", 3.0, seed=i) for i in range(2)]
     out = tmp_path / "out"
     procs = [convsep_process("separate", song, "-m", model_file, "-o", out, "--threads", "1",
                              "--no-progress") for song in songs]
@@ -239,22 +240,35 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     assert live.exists() and other.exists() and not stale.exists()
 
 
-def test_synth_cleans_its_folder_on_sigterm_and_the_next_run_removes_stale_ones(tmp_path):
+def test_synth_cleans_its_folder_on_sigterm_and_the_next_run_removes_stale_ones(tmp_path, capsys):
+    """A real SIGTERM to this process while `convsep synth` renders (sent from a thread once the
+    temporary folder exists): the folder is removed, and a stale one of a dead pid too."""
     dead = dead_pid()
     stale = tmp_path / f"corpus.tmp-{dead}-zz"
     (stale / "train").mkdir(parents=True)
     out = tmp_path / "corpus"
-    proc = convsep_process("synth", out, "--tracks-train", "20", "--tracks-test", "2", "--seconds", "4",
-                           "--quiet")
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline and \
-            not list(tmp_path.glob(f"corpus.tmp-{proc.pid}-*")):
-        time.sleep(0.01)
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == [], sorted(p.name for p in tmp_path.iterdir())
+    stop = threading.Event()
+
+    def terminate_when_started():
+        while not stop.is_set():
+            if list(tmp_path.glob(f"corpus.tmp-{os.getpid()}-*")):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.005)
+
+    # A late signal (after the command ended) must not stop the test run: ignore it outside.
+    previous = signal.signal(signal.SIGTERM, lambda *a: None)
+    killer = threading.Thread(target=terminate_when_started)
+    killer.start()
+    try:
+        code = main(["synth", str(out), "--tracks-train", "20", "--tracks-test", "2", "--seconds", "4", "--quiet"])
+    finally:
+        stop.set()
+        killer.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 128 + signal.SIGTERM, capsys.readouterr().err
+    assert "stopped by SIGTERM" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 # -- full disk, read-only folders -------------------------------------------------------
