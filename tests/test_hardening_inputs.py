@@ -168,10 +168,12 @@ def _cut(path, fraction=0.5):
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("ext,pattern", [("mp3", "6.0 s declared, 3.0 s decoded"), ("ogg", "Ogg stream stops"),
-                                         ("flac", "corrupt or truncated")])
-def test_truncated_compressed_file_is_refused(tmp_path, capsys, model_file, ext, pattern):
-    cut = _cut(_encode(tmp_path, ext))
+@pytest.mark.parametrize("ext,extra,pattern", [
+    ("mp3", (), "6.0 s declared, 3.0 s decoded"), ("ogg", (), "Ogg stream stops"), ("flac", (), "corrupt or truncated"),
+    ("m4a", ("-c:a", "aac", "-movflags", "+faststart"), "decoder errors"),     # decoded by ffmpeg
+])
+def test_truncated_compressed_file_is_refused(tmp_path, capsys, model_file, ext, extra, pattern):
+    cut = _cut(_encode(tmp_path, ext, *extra))
     code = main(["separate", str(cut), "-m", str(model_file), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and pattern in err and len(err.strip().splitlines()) == 1, err
