@@ -177,6 +177,12 @@ class FolderClaim:
                 who = f" (pid {holder})" if holder else ""
                 raise ConvSepError(f"{self.folder}: another convsep run is writing this folder{who}; "
                                    "wait for it to finish or choose another output folder") from None
+            except OSError as exc:
+                if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                    os.close(fd)
+                    raise
+                # No locks on this file system: the no-replace commit still protects the files.
+                break
             # The holder before us may have removed the file after we opened it: then our
             # lock is on a deleted file and we must lock the one that is there now.
             try:
