@@ -163,9 +163,15 @@ class FolderClaim:
         self._fd: int | None = None
 
     def acquire(self) -> "FolderClaim":
-        while True:
+        for attempt in range(100):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                # A run that lost the race for a folder it had also created removes it if empty.
+                if attempt < 99:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    continue
+                raise ConvSepError(f"{self.folder}: the output folder keeps disappearing") from None
             except OSError as exc:
                 raise ConvSepError(f"{self.folder}: cannot write in this folder "
                                    f"({_ERRNO_WORDS.get(exc.errno) or exc.strerror})") from None
@@ -192,6 +198,8 @@ class FolderClaim:
             if same:
                 break
             os.close(fd)
+        else:
+            raise ConvSepError(f"{self.folder}: could not claim the folder (its lock file keeps changing)")
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
