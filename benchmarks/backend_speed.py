@@ -11,12 +11,13 @@ largest difference of each backend's stems from PyTorch's.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, timed, version, write_results  # noqa: E402
+from _common import machine, print_table, version, write_results  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -25,6 +26,12 @@ from convsep.modelfile import load_model  # noqa: E402
 from convsep.separate import Separator  # noqa: E402
 
 RATE = 44100
+
+
+def seconds_of(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -55,19 +62,32 @@ def main() -> None:
         sep = separators["torch"]
         frames = sep.core_frames + 2 * sep.margin
         magnitude = sep.stft(x[:, :(frames - 1) * sep.config.hop]).abs().transpose(-1, -2).contiguous()
-        base = None
-        for name, separator in separators.items():
-            with torch.inference_mode():
-                whole = timed(lambda: separator.separate_tensor(x), args.repeats)
-                segment = timed(lambda: separator._estimate_frames(magnitude), args.repeats)
-                stems = separator.separate_tensor(x)
-            diff = float((stems - reference).abs().max())
-            base = base or whole["median_s"]
-            results.append({"backend": name, "seconds": seconds, "separate": whole, "model_segment": segment,
-                            "segment_frames": frames, "max_abs_diff_vs_torch": diff})
-            rows.append([name, f"{seconds:g} s", f"{whole['median_s']:.3f}", f"{seconds / whole['median_s']:.0f}x",
-                         f"{whole['median_s'] / base:.2f}", f"{segment['median_s'] * 1000:.1f}", f"{diff:.1e}"])
-    print_table(["backend", "input", "separate s", "real time", "vs torch", "model ms / 5 s segment",
+        # The backends take turns in every repeat, so that a change of load on a shared
+        # machine hits them alike; min and median are both reported.
+        whole = {name: [] for name in separators}
+        segment = {name: [] for name in separators}
+        stems = {}
+        with torch.inference_mode():
+            for name, separator in separators.items():               # warm-up
+                stems[name] = separator.separate_tensor(x)
+                separator._estimate_frames(magnitude)
+            for _ in range(args.repeats):
+                for name, separator in separators.items():
+                    whole[name].append(seconds_of(lambda: separator.separate_tensor(x)))
+                    segment[name].append(min(seconds_of(lambda: separator._estimate_frames(magnitude))
+                                             for _ in range(3)))
+        base = statistics.median(whole["torch"])
+        for name in separators:
+            diff = float((stems[name] - reference).abs().max())
+            med, best = statistics.median(whole[name]), min(whole[name])
+            seg_med, seg_best = statistics.median(segment[name]), min(segment[name])
+            results.append({"backend": name, "seconds": seconds, "separate_s": whole[name],
+                            "model_segment_s": segment[name], "segment_frames": frames,
+                            "max_abs_diff_vs_torch": diff})
+            rows.append([name, f"{seconds:g} s", f"{med:.3f} ({best:.3f})", f"{seconds / med:.0f}x",
+                         f"{med / base:.2f}", f"{seg_med * 1000:.1f} ({seg_best * 1000:.1f})", f"{diff:.1e}"])
+    print_table(["backend", "input", "separate s median (min)", "real time", "vs torch",
+                 "model ms / 5 s segment median (min)",
                  "max |diff| vs torch"], rows)
     print("export + load seconds:", load_seconds)
     write_results(args.name or f"backend_speed_{args.threads}thread",
