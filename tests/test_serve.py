@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import warnings
@@ -235,7 +236,7 @@ def test_serve_command_end_to_end(tmp_path):
             assert client.get("/api/info", headers={"Host": "evil.example"}).status_code == 400
         assert len(stems) == 4
         assert np.abs(sum(stems) - audio).max() < 4 * 2 ** -15 + 1e-4
-        folders = [p for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("convsep-serve-*") if (p / job_id).exists()]
+        folders = [p for p in Path(tempfile.gettempdir()).glob("convsep-serve-*") if (p / job_id).exists()]
         assert len(folders) == 1
     finally:
         output = stop_server(proc)
