@@ -47,6 +47,22 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--init", default=None, metavar="MODEL",
                    help="start from this model file's weights (or a bundled model's name), e.g. to fine-tune")
+    p.add_argument("--lookahead", type=int, default=None, metavar="N",
+                   help="train for causal inference with N frames of look-ahead (score block position context-1-N)")
+    p.add_argument("--micro-batch", type=int, default=d.micro_batch,
+                   help=f"excerpts per micro-batch; gradients accumulate to the same step (default {d.micro_batch}; 0: whole batch)")
+    p.add_argument("--mir1k", default=None, metavar="ROOT",
+                   help="MIR-1K folder (vocals/, accompaniment/): real singing of its training singers mixed into "
+                        "the batches, its held-out singers scored after each epoch (e.g. ../shared/data/real/mir1k)")
+    p.add_argument("--karaoke-cache", default=None, help="where the decoded MIR-1K clips are kept (default OUTDIR)")
+    p.add_argument("--real-vocals-p", type=float, default=d.real_vocals_p,
+                   help=f"share of excerpts whose vocals become MIR-1K singing (default {d.real_vocals_p})")
+    p.add_argument("--karaoke-share", type=float, default=d.karaoke_share,
+                   help=f"MIR-1K karaoke excerpts per step, as a share of the batch (default {d.karaoke_share})")
+    p.add_argument("--real-valid-clips", type=int, default=d.real_valid_clips,
+                   help=f"held-out MIR-1K clips scored after each epoch (default {d.real_valid_clips})")
+    p.add_argument("--select-on", choices=("auto", "synthetic", "real"), default=d.select_on,
+                   help="what picks the best model (auto: real when --mir1k is given)")
     p.add_argument("--device", default=d.device, help="cpu or cuda (with torchrun: one GPU per process)")
     p.add_argument("--augment", default=",".join(AUGMENTATIONS), metavar="LIST",
                    help=f"augmentations to use, comma-separated from {', '.join(AUGMENTATIONS)}, or 'none' (default: all)")
@@ -101,7 +117,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        max_minutes=args.max_minutes, init=args.init,
+        max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch,
+        mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p,
+        karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

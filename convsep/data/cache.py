@@ -43,6 +43,7 @@ class CachedTrack:
     num_samples: int
     scale: float
     file: str
+    vocals_bandwidth_hz: float | None = None
 
 
 @dataclass
@@ -60,6 +61,7 @@ class DeviceCache:
     scales: torch.Tensor
     names: list[str]
     rate: int
+    vocals_bandwidth_hz: torch.Tensor | None = None   # float32 (tracks,); inf: full band
 
     @property
     def device(self) -> torch.device:
@@ -135,6 +137,8 @@ class Cache:
             scales=torch.tensor([self.tracks[i].scale for i in idx], dtype=torch.float32, device=device),
             names=[self.tracks[i].name for i in idx],
             rate=self.rate,
+            vocals_bandwidth_hz=torch.tensor([self.tracks[i].vocals_bandwidth_hz or float("inf") for i in idx],
+                                             dtype=torch.float32, device=device),
         )
 
 
@@ -274,7 +278,7 @@ def prepare_cache(
             "dtype": "int16",
             "subsets": subsets,
             "tracks": [
-                asdict(CachedTrack(t.name, t.subset, t.split, n, s, f))
+                asdict(CachedTrack(t.name, t.subset, t.split, n, s, f, t.vocals_bandwidth_hz))
                 for t, f, (n, s) in zip(tracks, files, results)
             ],
         }

@@ -63,6 +63,7 @@ class ExcerptSampler:
         self._num_sources = cache.audio.shape[0]
         self._arange = torch.arange(self.excerpt_samples, device=device)
         self._source_index = torch.arange(self._num_sources, device=device)[None, :, None]
+        self._last_tracks: torch.Tensor | None = None
 
     @property
     def device(self) -> torch.device:
@@ -105,8 +106,17 @@ class ExcerptSampler:
         raw = self.cache.audio[self._source_index[..., None], channels[..., None], index]  # (n, S, C, L)
         return raw.to(torch.float32).mul_(factor[..., None])
 
+    def vocals_bandwidth_hz(self) -> torch.Tensor:
+        """float32 (B,): the band limit of each vocals excerpt of the last ``sample()``
+        (inf: full band), from the tracks' ``vocals_bandwidth_hz``."""
+        bands = self.cache.vocals_bandwidth_hz
+        if bands is None or self._last_tracks is None:
+            return torch.full((self.batch_size,), float("inf"), device=self.device)
+        return bands[self._last_tracks]
+
     def _draw(self, n: int) -> torch.Tensor:
         track, start = self._positions(n)
+        self._drawn_tracks = track[:, 0].clone()        # the vocals' tracks (n,)
         C = self.cache.audio.shape[1]
         channels, factor = draw((n, self._num_sources, C), self.augment, self.generator, self.device)
         return self.excerpts(track, start, channels, factor)
@@ -114,6 +124,7 @@ class ExcerptSampler:
     def sample(self) -> torch.Tensor:
         """One batch of augmented sources, float32 (B, S, 2, L) on the cache's device."""
         x = self._draw(self.batch_size)
+        tracks = self._drawn_tracks
         cfg = self.augment
         if cfg.silence_rejection:
             for _ in range(cfg.max_redraws):
@@ -122,6 +133,8 @@ class ExcerptSampler:
                     break
                 rows = silent.nonzero().squeeze(1)
                 x[rows] = self._draw(rows.numel())
+                tracks[rows] = self._drawn_tracks
+        self._last_tracks = tracks
         return x
 
     def __iter__(self):

@@ -52,6 +52,7 @@ class Track:
     files: dict[str, str]
     stem_ids: dict[str, int] = field(default_factory=dict)
     layout: str = "folder"
+    vocals_bandwidth_hz: float | None = None   # from a manifest: the vocals stop here (None: full band)
 
     @property
     def duration(self) -> float:
@@ -151,7 +152,7 @@ def _list_folder(root: Path, subsets: list[str]) -> list[Track]:
         if subset not in subsets:
             continue
         split = str(entry.get("split", _default_split(subset)))
-        tracks.append(_track_from_folder(folder, subset, split, "folder"))
+        tracks.append(_with_bandwidth(_track_from_folder(folder, subset, split, "folder"), entry))
     return tracks
 
 
@@ -163,8 +164,16 @@ def _list_hq_manifest(root: Path, subsets: list[str], manifest: dict[str, dict])
         for folder in _track_folders(root / subset):
             entry = manifest.get(folder.name, {})
             split = str(entry.get("split", _default_split(subset)))
-            tracks.append(_track_from_folder(folder, subset, split, "musdb-hq"))
+            tracks.append(_with_bandwidth(_track_from_folder(folder, subset, split, "musdb-hq"), entry))
     return tracks
+
+
+def _with_bandwidth(track: Track, entry: dict) -> Track:
+    """Sets the vocals' band limit a manifest entry gives (``vocals_bandwidth_hz``)."""
+    value = entry.get("vocals_bandwidth_hz")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < track.rate / 2:
+        track.vocals_bandwidth_hz = float(value)
+    return track
 
 
 def _import_musdb():

@@ -202,7 +202,12 @@ class ConvSep(nn.Module):
         norm = weights.new_zeros((count - 1) * block_hop + T)
         return norm.index_add_(0, positions, weights.repeat(count))
 
-    def forward(self, magnitude: torch.Tensor) -> torch.Tensor:
+    def forward(self, magnitude: torch.Tensor, last_layer: bool = True) -> torch.Tensor:
         """|STFT| blocks (B, channels, context, bins) -> source magnitudes
-        (B, sources, channels, context, bins) in the network's scale (input_scale)."""
+        (B, sources, channels, context, bins) in the network's scale (input_scale).
+
+        ``last_layer=False`` stops before the last transposed convolution and returns its
+        input (B, sources, conv1_filters, context), for the fused training loss."""
+        if not last_layer:
+            return self._decode_hidden(self.encode(magnitude))
         return self.decode(self.encode(magnitude))

@@ -38,6 +38,15 @@ class TrainConfig:
     max_minutes: float = 0.0            # stop after the epoch that passes this wall time; 0: no limit
     seed: int = 42
     init: str | None = None             # model file whose weights start the run (fine-tuning)
+    lookahead: int | None = None        # score only block position context-1-N (causal inference)
+    micro_batch: int = 8                # excerpts per micro-batch of a step (0: the whole batch)
+    mir1k: str | None = None            # MIR-1K root: real voices in training and validation
+    karaoke_cache: str | None = None    # where its decoded clips are kept (default OUTDIR/karaoke-*)
+    real_vocals_p: float = 0.5          # share of excerpts whose vocals become MIR-1K singing
+    karaoke_share: float = 0.25         # MIR-1K karaoke excerpts per step, as a share of batch_size
+    real_level_db: tuple = (-8.0, 3.0)  # voice RMS against the accompaniment, drawn uniformly
+    real_valid_clips: int = 24          # held-out clips scored after each epoch (x 2 levels)
+    select_on: str = "auto"             # best model by: synthetic, real, auto (real when mir1k is set)
     device: str = "cpu"
     augment: dict = field(default_factory=lambda: AugmentConfig().to_dict())
     tensorboard: bool = True
@@ -55,6 +64,18 @@ class TrainConfig:
                 problems.append(f"{name} must be at least 1")
         if self.lr <= 0:
             problems.append("lr must be positive")
+        if self.lookahead is not None and self.lookahead < 0:
+            problems.append("lookahead must be at least 0")
+        if self.micro_batch < 0:
+            problems.append("micro_batch must be at least 0")
+        if not 0 <= self.real_vocals_p <= 1 or not 0 <= self.karaoke_share <= 4:
+            problems.append("real_vocals_p must be in [0, 1] and karaoke_share in [0, 4]")
+        if len(self.real_level_db) != 2 or self.real_level_db[0] > self.real_level_db[1]:
+            problems.append("real_level_db must be (low, high)")
+        if self.select_on not in ("auto", "synthetic", "real"):
+            problems.append("select_on must be auto, synthetic or real")
+        if self.select_on == "real" and not self.mir1k:
+            problems.append("select_on real needs mir1k")
         if self.valid_seconds <= 0:
             problems.append("valid_seconds must be positive")
         if problems:

@@ -1,11 +1,36 @@
-"""From a batch of source waveforms to the loss, all on the training device."""
+"""From a batch of source waveforms to the loss and its gradients, all on the training device.
+
+Two paths compute the same loss:
+
+- ``reference_loss``: STFT -> blocks (N, C, T, F) -> ``model`` -> soft masks -> loss, with
+  plain autograd (every loss of ``convsep.losses``);
+- the fused path (MSE, weighted or not): magnitudes are computed straight into the layout
+  (channels, sources, blocks, frames, bins) and the last decoder layer, its ReLU, the
+  masks and the loss run as one autograd function (``convsep.training.fused``), in a
+  fraction of the memory passes.
+
+``LossComputer.backward`` splits a batch into micro-batches whose tensors stay in the CPU's
+caches and accumulates their gradients: the same gradient as the whole batch at once.
+
+Optional per-example settings, for real recordings mixed into the batch:
+``bandwidth_bins`` (B,) keeps only the bins below each example's band limit in the loss
+(a 16 kHz recording has nothing above 8 kHz: the model must not learn that voices stop
+there); ``groups`` scores sums of sources (e.g. vocals / accompaniment for a karaoke
+recording whose drums, bass and other are not known separately).
+"""
 from __future__ import annotations
+
+import contextlib
+from typing import Sequence
 
 import torch
 
 from convsep.losses import compute_loss, frequency_weights, masked_estimates
 from convsep.models import ConvSep
 from convsep.spectral import STFT
+from convsep.training.fused import decoder_mask_mse
+
+FUSED_LOSSES = ("mse",)
 
 
 def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
@@ -28,21 +53,133 @@ def batch_to_blocks(sources: torch.Tensor, stft: STFT, context: int) -> tuple[to
     return mix, src
 
 
-class LossComputer:
-    """loss(model, sources (B, S, C, L)) -> scalar, for a model config and loss settings."""
+def band_weights(bandwidth_bins: torch.Tensor | None, bins: int, rows_per_example: int) -> torch.Tensor | None:
+    """Per-example band limits (B,) -> 0/1 weights (B x rows_per_example, bins), or None."""
+    if bandwidth_bins is None:
+        return None
+    keep = (torch.arange(bins, device=bandwidth_bins.device) < bandwidth_bins[:, None]).float()
+    return keep[:, None, :].expand(-1, rows_per_example, -1).reshape(-1, bins)
 
-    def __init__(self, model: ConvSep, loss: str = "mse", weighted: bool = False, device=None):
+
+def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """|spec| as sqrt(re^2 + im^2): twice as fast as complex abs on the CPU."""
+    parts = torch.view_as_real(spec)
+    re, im = parts[..., 0], parts[..., 1]
+    return torch.addcmul(re * re, im, im).sqrt_()
+
+
+class LossComputer:
+    """loss(model, sources (B, S, C, L)) -> scalar, for a model config and loss settings.
+
+    ``lookahead``: None scores every frame of each block; an integer L scores only block
+    position ``context - 1 - L``, the frame that causal inference with L frames of
+    look-ahead takes from each block. ``micro_batch``: excerpts per micro-batch in
+    ``backward`` (0: the whole batch at once).
+    """
+
+    def __init__(self, model: ConvSep, loss: str = "mse", weighted: bool = False, device=None,
+                 lookahead: int | None = None, fused: bool = True, micro_batch: int = 4):
         cfg = model.config
         self.config = cfg
         self.stft = STFT(cfg.n_fft, cfg.hop)
         self.loss = loss
         self.weights = frequency_weights(cfg.bins, device=device) if weighted else None
+        if lookahead is not None and not 0 <= lookahead < cfg.context:
+            raise ValueError(f"lookahead must be in [0, {cfg.context - 1}], got {lookahead}")
+        self.lookahead = lookahead
+        self.fused = fused and loss in FUSED_LOSSES and cfg.mask_power == 1.0
+        self.micro_batch = micro_batch
 
-    def __call__(self, model: torch.nn.Module, sources: torch.Tensor) -> torch.Tensor:
+    def _position(self) -> slice:
+        T = self.config.context
+        if self.lookahead is None:
+            return slice(0, T)
+        p = T - 1 - self.lookahead
+        return slice(p, p + 1)
+
+    def __call__(self, model: torch.nn.Module, sources: torch.Tensor,
+                 bandwidth_bins: torch.Tensor | None = None,
+                 groups: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
         cfg = self.config
         if cfg.channels == 1 and sources.shape[2] != 1:
             sources = sources.mean(2, keepdim=True)
-        mix, src = batch_to_blocks(sources, self.stft, cfg.context)
+        if self.fused:
+            return self.fused_loss(model, sources, bandwidth_bins, groups)
+        return self.reference_loss(model, sources, bandwidth_bins, groups)
+
+    def backward(self, model: torch.nn.Module, sources: torch.Tensor,
+                 bandwidth_bins: torch.Tensor | None = None,
+                 groups: Sequence[Sequence[int]] | None = None, share: float = 1.0) -> float:
+        """Accumulates d(loss x share)/d(parameters) over micro-batches; returns the loss.
+
+        Under DistributedDataParallel the gradients are reduced once, with the last one."""
+        B = sources.shape[0]
+        size = self.micro_batch or B
+        total = 0.0
+        starts = list(range(0, B, size))
+        for i, first in enumerate(starts):
+            part = slice(first, min(B, first + size))
+            sync = i == len(starts) - 1 or not hasattr(model, "no_sync")
+            with contextlib.nullcontext() if sync else model.no_sync():
+                loss = self(model, sources[part], None if bandwidth_bins is None else bandwidth_bins[part], groups)
+                fraction = (part.stop - part.start) / B
+                (loss * (fraction * share)).backward()
+            total += float(loss.detach()) * fraction
+        return total
+
+    # -- the two paths ------------------------------------------------------------------
+    def reference_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
+        cfg = self.config
+        mix, src = batch_to_blocks(sources, self.stft, cfg.context)        # (N, C, T, F), (N, S, C, T, F)
         output = model(mix)
         estimates = masked_estimates(output, mix * cfg.input_scale, cfg.mask_power)
-        return compute_loss(self.loss, estimates, src * cfg.input_scale, cfg.sources, self.weights)
+        targets = src * cfg.input_scale
+        position = self._position()
+        estimates, targets = estimates[..., position, :], targets[..., position, :]
+        if groups is not None:
+            estimates = torch.stack([estimates[:, list(g)].sum(1) for g in groups], 1)
+            targets = torch.stack([targets[:, list(g)].sum(1) for g in groups], 1)
+        weights = self.weights
+        if bandwidth_bins is not None:
+            band = band_weights(bandwidth_bins, cfg.bins, mix.shape[0] // sources.shape[0])
+            band = band[:, None, None, None, :]                              # (N, 1, 1, 1, F)
+            weights = band if weights is None else band * weights
+            if self.loss == "mse":
+                return ((estimates - targets) ** 2 * weights).mean()
+        names = cfg.sources if groups is None else [f"group{g}" for g in range(len(groups))]
+        return compute_loss(self.loss, estimates, targets, names, weights)
+
+    def _magnitudes(self, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S, C, L) -> mixture |STFT| (C, B, frames, F) and sources' (C, S, B, frames, F)."""
+        window = self.stft.window(sources.device, sources.dtype)
+        n_fft, hop = self.stft.n_fft, self.stft.hop
+        waves = sources.permute(2, 1, 0, 3).contiguous()                     # (C, S, B, L)
+        spec = torch.fft.rfft(waves.unfold(-1, n_fft, hop) * window, dim=-1)
+        return _magnitude(spec.sum(1)), _magnitude(spec)
+
+    def fused_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
+        cfg = self.config
+        T, F = cfg.context, cfg.bins
+        B, S, C = sources.shape[:3]
+        mixture, targets = self._magnitudes(sources)
+        frames = mixture.shape[2]
+        k = frames // T
+        if frames != k * T:
+            mixture, targets = mixture[:, :, :k * T], targets[:, :, :, :k * T]
+        N = B * k
+        blocks = mixture.reshape(C, N, T, F).transpose(0, 1)                # (N, C, T, F) view
+        hidden = model(blocks.contiguous(), last_layer=False)               # (N, S, f1, T)
+        module = model.module if hasattr(model, "module") else model       # under DDP
+        position = self._position()
+        rows = position.stop - position.start
+        hidden = hidden[..., position].permute(1, 0, 3, 2).reshape(S, N * rows, -1)
+        mixture = mixture.reshape(C, N, T, F)[:, :, position].reshape(C, N * rows, F)
+        targets = targets.reshape(C, S, N, T, F)[:, :, :, position].reshape(C, S, N * rows, F)
+        if groups is not None:
+            targets = torch.stack([targets[:, list(g)].sum(1) for g in groups], 1)
+        weights = band_weights(bandwidth_bins, F, k * rows)
+        if self.weights is not None:
+            weights = self.weights if weights is None else weights * self.weights
+        _, w1 = module._decoder_weights()
+        return decoder_mask_mse(hidden, w1, module._output_bias(), mixture, targets, weights, groups,
+                                cfg.input_scale ** 2)

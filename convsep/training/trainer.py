@@ -13,6 +13,8 @@ import torch
 from tqdm import tqdm
 
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
+from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
+from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
 from convsep.errors import ConvSepError
 from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes, load_model, save_model
@@ -61,7 +63,8 @@ class Trainer:
         if self.ctx.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
-        self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device)
+        self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device,
+                                    lookahead=config.lookahead, micro_batch=config.micro_batch)
         self.optimiser = _optimiser(config, self.model.parameters())
         self.scheduler = _scheduler(config, self.optimiser)
         self.cache = self._open_data()
@@ -70,6 +73,8 @@ class Trainer:
                                       excerpt_samples(self.model_config, config.blocks_per_excerpt),
                                       config.batch_size, AugmentConfig.from_dict(config.augment), generator)
         self.valid = self._validation_tracks() if self.ctx.is_main else []
+        self.karaoke = self._karaoke_bank("train") if config.mir1k else None
+        self.real_valid = self._real_validation() if config.mir1k and self.ctx.is_main else []
         self.step, self.history, self.best = 0, [], {"sdr": -math.inf, "epoch": None}
         if resume:
             self._restore(load_checkpoint(self.outdir / LAST))
@@ -126,6 +131,14 @@ class Trainer:
             print("train: note: the dataset has no validation split; the best model is the last one")
         return tracks
 
+    def _karaoke_bank(self, split: str) -> KaraokeBank:
+        folder = Path(self.config.karaoke_cache) if self.config.karaoke_cache else self.outdir
+        return KaraokeBank.load(self.config.mir1k, folder / f"karaoke-{split}", split, self.cache.rate,
+                                device=self.device if split == "train" else "cpu")
+
+    def _real_validation(self) -> list:
+        return karaoke_mixtures(self._karaoke_bank("valid"), self.config.real_valid_clips)
+
     # -- state ------------------------------------------------------------------------
     def _state(self) -> dict:
         samplers = distributed.gather(self.ctx, self.sampler.state_dict())
@@ -179,7 +192,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self, log: TensorBoardLog) -> dict[str, float]:
         """Global SDR per source on the validation tracks (mean over tracks)."""
-        if not self.valid:
+        if not self.valid and not self.real_valid:
             return {}
         self.model.eval()
         separator = Separator(self.model, device=self.device)
@@ -194,9 +207,20 @@ class Trainer:
                 mixture = refs.sum(0)[:, :seconds].to(self.device)
                 masks = separator.masks(separator.stft(mixture)).cpu()
                 log.example("valid", mixture.cpu(), estimates[..., :seconds], masks, sources, self.cache.rate, self.step)
+        result = {source: float(v) for source, v in zip(sources, np.mean(scores, axis=0))} if scores else {}
+        if self.real_valid:
+            real = score_karaoke(separator, self.real_valid)
+            result["real_vocals"], result["real_accompaniment"] = real["vocals"], real["accompaniment"]
         self.model.train()
-        mean = np.mean(scores, axis=0)
-        return {source: float(v) for source, v in zip(sources, mean)}
+        return result
+
+    def _selection_score(self, scores: dict) -> float:
+        """What picks the best model: the mean synthetic SDR, or (real vocals + real
+        accompaniment) / 2 on the held-out singers."""
+        real = self.config.select_on == "real" or (self.config.select_on == "auto" and "real_vocals" in scores)
+        if real:
+            return (scores["real_vocals"] + scores["real_accompaniment"]) / 2
+        return float(np.mean([v for k, v in scores.items() if not k.startswith("real_")]))
 
     @torch.no_grad()
     def validation_loss(self) -> float | None:
@@ -250,7 +274,7 @@ class Trainer:
         scores = distributed.broadcast(self.ctx, self.validate(TensorBoardLog(None)) if self.ctx.is_main else {})
         valid_loss = self.validation_loss() if self.ctx.is_main else None
         self.history.append({"epoch": 0, "step": 0, "train_loss": None, "valid_loss": valid_loss,
-                             "valid_sdr": scores, "valid_sdr_mean": float(np.mean(list(scores.values()))) if scores else None,
+                             "valid_sdr": scores, "valid_sdr_mean": self._selection_score(scores) if scores else None,
                              "lr": self.optimiser.param_groups[0]["lr"], "seconds": 0.0, "blocks_per_second": None})
 
     def _epoch(self, epoch: int, log: TensorBoardLog) -> None:
@@ -269,7 +293,7 @@ class Trainer:
         scores = self.validate(log) if self.ctx.is_main else {}
         scores = distributed.broadcast(self.ctx, scores)
         valid_loss = self.validation_loss() if self.ctx.is_main else None
-        mean_sdr = float(np.mean(list(scores.values()))) if scores else float("nan")
+        mean_sdr = self._selection_score(scores) if scores else float("nan")
         if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scores:
             self.scheduler.step(mean_sdr)
         improved = (not scores) or mean_sdr > self.best["sdr"]
@@ -290,27 +314,66 @@ class Trainer:
             print(self._summary(record))
 
     def _summary(self, r: dict) -> str:
-        sdr = "  ".join(f"{k[:3]} {v:5.2f}" for k, v in r["valid_sdr"].items())
+        short = lambda k: "R" + k[5:8] if k.startswith("real_") else k[:3]  # noqa: E731
+        sdr = "  ".join(f"{short(k)} {v:5.2f}" for k, v in r["valid_sdr"].items())
         valid = f"valid SDR {sdr} (mean {r['valid_sdr_mean']:.2f}, best {self.best['sdr']:.2f} @ {self.best['epoch'] + 1})" \
             if r["valid_sdr"] else "no validation"
         vloss = f" / valid {r['valid_loss']:.5g}" if r.get("valid_loss") is not None else ""
         return (f"epoch {r['epoch']:3d}/{self.config.epochs}  loss {r['train_loss']:.5g}{vloss}  {valid}  "
                 f"lr {r['lr']:.3g}  {r['blocks_per_second']:.0f} blocks/s  {r['seconds']:.1f} s")
 
+    def _bandwidth_bins(self, hz: torch.Tensor) -> torch.Tensor | None:
+        """Band limits in Hz (B,) -> bins kept (B,), or None when every example is full band."""
+        if bool(torch.isinf(hz).all()):
+            return None
+        cfg = self.model_config
+        bins = torch.ceil(hz.clamp(max=self.cache.rate / 2) * cfg.n_fft / self.cache.rate).long()
+        return bins.clamp(1, cfg.bins)
+
+    def _draw_level(self, n: int) -> torch.Tensor:
+        low, high = self.config.real_level_db
+        u = torch.rand(n, generator=self.sampler.generator, device=self.device)
+        return low + (high - low) * u
+
+    def _real_batches(self, batch: torch.Tensor, band_hz: torch.Tensor) -> list:
+        """MIR-1K singing into the batch: some excerpts' vocals replaced (band-limited), and
+        karaoke excerpts scored as vocals / accompaniment. [(sources, band_hz, groups, share)]"""
+        cfg, g, L = self.config, self.sampler.generator, batch.shape[-1]
+        B = batch.shape[0]
+        replace = (torch.rand(B, generator=g, device=self.device) < cfg.real_vocals_p).nonzero().squeeze(1)
+        if replace.numel():
+            vocals, _, rms = self.karaoke.sample(replace.numel(), L, g)
+            place_vocals(batch, vocals, rms[:, 0], replace, self._draw_level(replace.numel()))
+            band_hz[replace] = self.karaoke.bandwidth_hz
+        k = round(cfg.karaoke_share * B)
+        parts = [(batch, band_hz, None, B)]
+        if k:
+            vocals, accomp, rms = self.karaoke.sample(k, L, g)
+            gain_db = -6.0 * torch.rand(k, generator=g, device=self.device)
+            sources = karaoke_sources(vocals, accomp, rms, self._draw_level(k), gain_db, batch.shape[1])
+            parts.append((sources, torch.full((k,), self.karaoke.bandwidth_hz, device=self.device),
+                          ((0,), tuple(range(1, batch.shape[1]))), k))
+        return parts
+
     def _train_step(self) -> float:
         batch = self.sampler.sample()
-        loss = self.loss_of(self.net, batch)
-        if not torch.isfinite(loss):
-            raise ConvSepError(f"the loss became {loss.item()} at step {self.step}; lower --lr or check the data")
+        band_hz = self.sampler.vocals_bandwidth_hz().clone()
+        parts = self._real_batches(batch, band_hz) if self.karaoke is not None else [(batch, band_hz, None, 1)]
+        total = sum(p[3] for p in parts)
         self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = 0.0
+        for sources, hz, groups, count in parts:
+            loss += (count / total) * self.loss_of.backward(self.net, sources, self._bandwidth_bins(hz), groups,
+                                                            share=count / total)
+        if not math.isfinite(loss):
+            raise ConvSepError(f"the loss became {loss} at step {self.step}; lower --lr or check the data")
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimiser.step()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             self.scheduler.step()
         self.step += 1
-        return loss.item()
+        return loss
 
     def _ranks_agree(self) -> bool:
         """Whether every process ends with the same weights (always true for one process)."""

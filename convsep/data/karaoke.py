@@ -1,0 +1,135 @@
+"""Real singing for training: MIR-1K clips (vocals + their karaoke accompaniment) in memory,
+drawn as random excerpts.
+
+The clips are decoded and resampled to the training rate once, then kept as int16 in a
+cache folder (``vocals.npy``, ``accompaniment.npy``, ``index.json``) so later runs start at
+once. Everything is mono (the recordings are); callers place it in the stereo field.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from convsep.data import mir1k
+from convsep.errors import ConvSepError
+
+INDEX = "index.json"
+FORMAT = "convsep-karaoke-cache"
+
+
+class KaraokeBank:
+    """Vocals and accompaniment of many clips, concatenated: int16 (2, total) on a device.
+
+    ``offsets``, ``lengths``: int64 (clips,); ``bandwidth_hz``: what the recordings cover.
+    """
+
+    def __init__(self, audio: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor,
+                 rms: torch.Tensor, names: list[str], rate: int, bandwidth_hz: float):
+        self.audio, self.offsets, self.lengths, self.rms = audio, offsets, lengths, rms
+        self.names, self.rate, self.bandwidth_hz = names, rate, bandwidth_hz
+
+    @property
+    def device(self) -> torch.device:
+        return self.audio.device
+
+    @classmethod
+    def load(cls, root: str | os.PathLike | None, cache_dir: str | os.PathLike, split: str = "train",
+             rate: int = 44100, device: str | torch.device = "cpu") -> "KaraokeBank":
+        """The MIR-1K clips of ``split`` (by singer, see ``convsep.data.mir1k``), cached."""
+        cache_dir = Path(cache_dir)
+        index_path = cache_dir / INDEX
+        if not index_path.is_file():
+            _build(root, cache_dir, split, rate)
+        try:
+            index = json.loads(index_path.read_text())
+            if index.get("format") != FORMAT or index["rate"] != rate or index["split"] != split:
+                raise ValueError("made for other settings")
+            audio = np.stack([np.load(cache_dir / "vocals.npy", mmap_mode="r"),
+                              np.load(cache_dir / "accompaniment.npy", mmap_mode="r")])
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConvSepError(f"{cache_dir}: not a usable karaoke cache ({exc}); delete it to rebuild") from None
+        lengths = np.asarray(index["lengths"], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        device = torch.device(device)
+        rms = torch.tensor(index["rms"], dtype=torch.float32, device=device)       # (clips, 2)
+        return cls(torch.from_numpy(audio).to(device), torch.from_numpy(offsets).to(device),
+                   torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
+
+    def sample(self, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """n excerpts of ``length`` samples: vocals and the same clip's accompaniment at the
+        same place, each float32 (n, length) in [-1, 1], and their clips' RMS (n, 2)
+        (whole clips, so that a quiet excerpt stays quiet when levels are set)."""
+        usable = (self.lengths - length + 1).clamp_min(0)
+        if int(usable.sum()) == 0:
+            raise ConvSepError(f"every karaoke clip is shorter than {length} samples")
+        clip = torch.multinomial(usable.double() / usable.sum(), n, replacement=True, generator=generator)
+        u = torch.rand(n, generator=generator, device=self.device, dtype=torch.float64)
+        start = (u * usable[clip]).long().minimum(usable[clip] - 1)
+        index = (self.offsets[clip] + start)[:, None] + torch.arange(length, device=self.device)
+        excerpts = self.audio[:, index].to(torch.float32).div_(32767.0)        # (2, n, length)
+        return excerpts[0], excerpts[1], self.rms[clip]
+
+
+def _build(root, cache_dir: Path, split: str, rate: int) -> None:
+    clips = mir1k.list_clips(root, split)
+    vocals, accomp, names = [], [], []
+    for clip in clips:
+        v, a = mir1k.read_clip(clip, rate)
+        vocals.append(np.clip(np.round(v * 32767), -32767, 32767).astype(np.int16))
+        accomp.append(np.clip(np.round(a * 32767), -32767, 32767).astype(np.int16))
+        names.append(clip.name)
+    tmp = cache_dir.parent / f".{cache_dir.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    try:
+        tmp.mkdir(parents=True)
+        np.save(tmp / "vocals.npy", np.concatenate(vocals))
+        np.save(tmp / "accompaniment.npy", np.concatenate(accomp))
+        (tmp / INDEX).write_text(json.dumps({
+            "format": FORMAT, "split": split, "rate": rate, "bandwidth_hz": mir1k.BANDWIDTH_HZ,
+            "names": names, "lengths": [len(v) for v in vocals],
+            "rms": [[_rms(v), _rms(a)] for v, a in zip(vocals, accomp)]}))
+        if cache_dir.exists():
+            raise ConvSepError(f"{cache_dir} exists but is not a karaoke cache; remove it or choose another path")
+        os.replace(tmp, cache_dir)
+    except OSError as exc:
+        raise ConvSepError(f"{cache_dir}: cannot write the karaoke cache ({exc.strerror})") from None
+    finally:
+        if tmp.exists():
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _rms(x: np.ndarray) -> float:
+    """RMS of an int16 clip in full-scale units, at least 1e-4."""
+    return max(float(np.sqrt(np.mean((x.astype(np.float64) / 32767) ** 2))) if len(x) else 0.0, 1e-4)
+
+
+def place_vocals(sources: torch.Tensor, vocals: torch.Tensor, clip_rms: torch.Tensor, rows: torch.Tensor,
+                 level_db: torch.Tensor) -> None:
+    """Puts mono ``vocals`` (k, L) in both channels of source 0 of ``sources`` (B, S, 2, L)
+    at ``rows`` (k,): the vocals' clip RMS (k,) set to ``level_db`` (k,) against the RMS of
+    the rest of each row's mixture (against 0.1 of full scale where that is silent). In place."""
+    accompaniment = sources[rows, 1:].sum(1)                                   # (k, 2, L)
+    reference = accompaniment.pow(2).mean((1, 2)).sqrt()
+    reference = torch.where(reference > 1e-4, reference, torch.full_like(reference, 0.1))
+    gain = reference * torch.pow(10.0, level_db / 20) / clip_rms
+    sources[rows, 0] = (vocals * gain[:, None])[:, None, :]
+
+
+def karaoke_sources(vocals: torch.Tensor, accompaniment: torch.Tensor, clip_rms: torch.Tensor,
+                    level_db: torch.Tensor, gain_db: torch.Tensor, sources: int = 4) -> torch.Tensor:
+    """Karaoke excerpts as source tensors (n, sources, 2, L): the vocals in slot 0 at
+    ``level_db`` of clip RMS against the accompaniment, the accompaniment in slot 1, the
+    other slots silent (score them with the groups (vocals), (the rest)); everything scaled by
+    ``gain_db``; mono in both channels."""
+    n, length = vocals.shape
+    gain = torch.pow(10.0, gain_db / 20)
+    v_gain = gain * torch.pow(10.0, level_db / 20) * clip_rms[:, 1] / clip_rms[:, 0]
+    out = vocals.new_zeros(n, sources, 2, length)
+    out[:, 0] = (vocals * v_gain[:, None])[:, None]
+    out[:, 1] = (accompaniment * gain[:, None])[:, None]
+    return out

@@ -1,0 +1,95 @@
+"""The training step's heavy end in few memory passes: the model's last transposed
+convolution, its ReLU, the soft masks, the grouping of sources and the (weighted) MSE,
+forward and backward, as one autograd function.
+
+Autograd would keep and revisit about thirty tensors of the output's size (sources x
+channels x frames x bins per block); here the forward makes three passes over them and the
+backward six, in a layout that the matrix products write and read contiguously:
+(channels, sources, blocks, frames, bins).
+
+Notation: z = h w1 + b (pre-activation), y = relu(z), P = y + eps, D = sum_s P_s,
+m_s = P_s / D (the soft masks of ``convsep.masks``), M_g = sum_{s in g} m_s,
+E_g = M_g X - T_g, loss = sum(w E^2) / count.  With G_g = 2 w E_g / count:
+dloss/dz_s = [z_s > 0] (X / D) (G_{g(s)} - sum_g M_g G_g).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from convsep.masks import EPS
+
+
+def _grouped_estimates(P: torch.Tensor, ratio: torch.Tensor, groups) -> torch.Tensor:
+    """P (C, S, N, F) and X / D (C, N, F) -> M_g X (C, G, N, F), a new tensor."""
+    if groups is None:
+        return P * ratio[:, None]
+    summed = torch.stack([P[:, list(g)].sum(1) for g in groups], dim=1)
+    return summed.mul_(ratio[:, None])
+
+
+class DecoderMaskMSE(torch.autograd.Function):
+    """loss = sum(weights * (M_g X - T_g)^2) * scale / count over every element.
+
+    hidden: (S, N, f1) — the last decoder layer's input, one row per (block, frame);
+    w1: (S, f1, C, F); bias: (S, C) or None; mixture X: (C, N, F); targets T: (C, G, N, F);
+    weights: None or broadcastable to (C, G, N, F); groups: None (G = S) or a tuple of
+    tuples of source indices. Returns a scalar.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, w1, bias, mixture, targets, weights, groups, scale):
+        S, N, f1 = hidden.shape
+        C, F = w1.shape[2], w1.shape[3]
+        y = hidden.new_empty(C, S, N, F)
+        for c in range(C):
+            if bias is None:
+                torch.bmm(hidden, w1[:, :, c], out=y[c])
+            else:
+                torch.baddbmm(bias[:, c, None, None].expand(S, N, F), hidden, w1[:, :, c], out=y[c])
+        P = y.clamp_min_(0).add_(EPS)                                   # relu, then + eps
+        inv_d = P.sum(1).reciprocal_()                                  # (C, N, F)
+        ratio = mixture * inv_d                                         # X / D
+        error = _grouped_estimates(P, ratio, groups).sub_(targets)        # E (C, G, N, F)
+        count = error.numel()
+        weighted = error if weights is None else error * weights
+        loss = torch.dot(weighted.reshape(-1), error.reshape(-1)) * (scale / count)
+        weighted.mul_(2.0 * scale / count)                              # G
+        ctx.groups = groups
+        ctx.save_for_backward(hidden, w1, P, inv_d, ratio, weighted)
+        ctx.has_bias = bias is not None
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        hidden, w1, P, inv_d, ratio, G = ctx.saved_tensors
+        groups = ctx.groups
+        C, S = P.shape[:2]
+        # sum_g M_g G_g = inv_d * sum_s P_s G_{g(s)}
+        if groups is None:
+            expanded = G
+        else:
+            owner = [0] * S
+            for g, members in enumerate(groups):
+                for s in members:
+                    owner[s] = g
+            expanded = G[:, owner]                                      # (C, S, N, F)
+        common = (P * expanded).sum(1).mul_(inv_d)                      # (C, N, F)
+        grad = expanded.sub(common[:, None]) if groups is not None else expanded.sub_(common[:, None])
+        grad.mul_(ratio[:, None]).mul_(grad_loss)
+        grad = torch.ops.aten.threshold_backward(grad, P, EPS)          # the ReLU: 0 where P <= eps
+        grad_hidden = torch.zeros_like(hidden)
+        grad_w1 = w1.new_empty(C, *w1.shape[:2], w1.shape[3])              # (C, S, f1, F)
+        for c in range(C):
+            grad_hidden.baddbmm_(grad[c], w1[:, :, c].transpose(1, 2))
+            torch.bmm(hidden.transpose(1, 2), grad[c], out=grad_w1[c])
+        grad_w1 = grad_w1.permute(1, 2, 0, 3).contiguous()
+        grad_bias = grad.sum((2, 3)).T.contiguous() if ctx.has_bias else None
+        return grad_hidden, grad_w1, grad_bias, None, None, None, None, None
+
+
+def decoder_mask_mse(hidden, w1, bias, mixture, targets, weights=None, groups=None, scale=1.0):
+    """See ``DecoderMaskMSE``; groups given as a sequence of sequences of source indices."""
+    groups = None if groups is None else tuple(tuple(int(s) for s in g) for g in groups)
+    return DecoderMaskMSE.apply(hidden, w1, bias, mixture, targets, weights, groups, float(scale))
