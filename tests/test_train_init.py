@@ -41,3 +41,15 @@ def test_init_loads_the_weights_and_refuses_another_config(corpus, tmp_path):
     save_model(tmp_path / "other.pt", ConvSep(preset("convsep-stereo", **{**SMALL, "bottleneck": 16})))
     with pytest.raises(ConvSepError, match="--init .*bottleneck"):
         Trainer(_config(corpus, tmp_path / "bad", init=str(tmp_path / "other.pt")), progress=False)
+
+
+def test_lookahead_run_validates_the_causal_separation(corpus, tmp_path):
+    """With --lookahead the validation scores are those of convsep stream's separation."""
+    from convsep.realtime import causal_separate
+    from convsep.evaluate.sdr import global_sdr
+
+    trainer = Trainer(_config(corpus, tmp_path / "rt", lookahead=1), progress=False)
+    scores = trainer.validate(type("NoLog", (), {"example": lambda *a, **k: None})())
+    _, track = trainer.valid[0]
+    expected = global_sdr(track.transpose(1, 2), causal_separate(trainer.model, track.sum(0), 1).transpose(1, 2))
+    assert scores["vocals"] == pytest.approx(float(expected[0]), abs=1e-4)

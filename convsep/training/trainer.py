@@ -18,6 +18,7 @@ from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
 from convsep.errors import ConvSepError
 from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes, load_model, save_model
+from convsep.realtime import causal_separate
 from convsep.models import ConvSep, preset
 from convsep.separate import Separator
 from convsep.training import distributed
@@ -191,7 +192,8 @@ class Trainer:
     # -- validation -------------------------------------------------------------------
     @torch.no_grad()
     def validate(self, log: TensorBoardLog) -> dict[str, float]:
-        """Global SDR per source on the validation tracks (mean over tracks)."""
+        """Global SDR per source on the validation tracks (mean over tracks); with a
+        look-ahead, of the causal (real-time) separation it trains for."""
         if not self.valid and not self.real_valid:
             return {}
         self.model.eval()
@@ -200,7 +202,10 @@ class Trainer:
         scores = []
         for k, (name, track) in enumerate(self.valid):
             refs = track if self.model_config.channels == 2 else track.mean(1, keepdim=True)
-            estimates = separator.separate_tensor(refs.sum(0))
+            if self.config.lookahead is None:
+                estimates = separator.separate_tensor(refs.sum(0))
+            else:   # what the causal separator with this look-ahead gives (convsep stream)
+                estimates = causal_separate(self.model, refs.sum(0).to(self.device), self.config.lookahead).cpu()
             scores.append(global_sdr(refs.transpose(1, 2), estimates.transpose(1, 2)).numpy())
             if k == 0:
                 seconds = min(refs.shape[-1], 10 * self.cache.rate)
