@@ -128,6 +128,7 @@ class TrackMaker:
         return place(fx(audio), part.pan, part.gain_db, width)
 
     def make(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The four mastered stems, float64 (2, frames) each, and the track's record."""
         rng = self.rng
         song = plan_song(rng, self.seconds)
         parts = arrange(song, rng, self.seconds)
@@ -155,38 +156,32 @@ class TrackMaker:
         return stems, self.record
 
     # Vocals ---------------------------------------------------------------------------
-    def vocals(self, song, vparts: list[Part], assigned: dict) -> np.ndarray:
-        """Lead (MIR-1K, formant singer or a sampled voice), backing voices (Berklee samples
-        or a GM choir), doubles and harmonies: the vocal stem (2, frames)."""
+    def lead(self, song, lead_part: Part, bank: bank_lib.Bank) -> tuple[np.ndarray, str, list[str], int]:
+        """The lead voice, mono (frames,): real singing from MIR-1K or sms-tools, else the
+        arranger's formant singer or sampled voice; with its source, material and bandwidth."""
         rng, frames = self.rng, self.frames
-        lead_part, backing_parts = vparts[0], vparts[1:]
-        material: list[str] = []
-        bandwidth = singers.FULL_BANDWIDTH_HZ
-        lead = None
         if self.voices == "mir1k" or self.voices == "all" and rng.random() < P_MIR1K_LEAD:
             got = singers.mir1k_lead(rng, song, frames, self.split)
             if got is not None:
-                lead, clips = got
-                material += [f"mir1k:{c}" for c in clips]
-                bandwidth = singers.MIR1K_BANDWIDTH_HZ
-                source = "mir1k"
+                return got[0], "mir1k", [f"mir1k:{c}" for c in got[1]], singers.MIR1K_BANDWIDTH_HZ
         sung = sampler.phrases().get("sung") if self.voices == "all" else None
-        if lead is None and sung and rng.random() < P_SMS_LEAD:
-            lead, names = sampler.lay_phrases(rng, sung, singers.vocal_spans(song, frames / SAMPLE_RATE), frames)
+        if sung and rng.random() < P_SMS_LEAD:
+            line, names = sampler.lay_phrases(rng, sung, singers.vocal_spans(song, frames / SAMPLE_RATE), frames)
             if names:
-                material += [f"sms-tools:{n}" for n in names]
-                source = "sms-tools"
-            else:
-                lead = None
-        if lead is None:
-            if lead_part.program < 0:
-                lead = voice.sing(lead_part, frames, song.voice_range, rng).astype(np.float64)
-                source = "formant"
-            else:
-                audio, used = render_with(lead_part, frames, assigned[self.label(lead_part)], self.bankset.gm[0])
-                lead = audio.mean(axis=0)
-                source = f"gm:{lead_part.program}@{used}"
-            material.append(source)
+                return line, "sms-tools", [f"sms-tools:{n}" for n in names], singers.FULL_BANDWIDTH_HZ
+        if lead_part.program < 0:
+            line, source = voice.sing(lead_part, frames, song.voice_range, rng).astype(np.float64), "formant"
+        else:
+            audio, used = render_with(lead_part, frames, bank, self.bankset.gm[0])
+            line, source = audio.mean(axis=0), f"gm:{lead_part.program}@{used}"
+        return line, source, [source], singers.FULL_BANDWIDTH_HZ
+
+    def vocals(self, song, vparts: list[Part], assigned: dict) -> np.ndarray:
+        """Lead (see :meth:`lead`), backing voices (Berklee samples or a GM choir), doubles
+        and harmonies: the vocal stem (2, frames)."""
+        rng, frames = self.rng, self.frames
+        lead_part, backing_parts = vparts[0], vparts[1:]
+        lead, source, material, bandwidth = self.lead(song, lead_part, assigned[self.label(lead_part)])
         self.record["vocals_source"] = source
         band_limited = bandwidth < singers.FULL_BANDWIDTH_HZ
         layers = []  # (audio, pan, gain_db, role, band_limited)
