@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The recipe of the bundled models: synthetic corpus -> cache -> three trainings -> evaluation.
-#   bash scripts/train_models.sh [WORK_DIR]      (CPU; about 85 minutes of training on 2 cores)
+# The recipe of the bundled models: synthetic corpus -> cache -> four trainings -> evaluation.
+#   bash scripts/train_models.sh [WORK_DIR]      (CPU; about 110 minutes of training on 2 cores)
 # Set DEVICE=cuda to train on a GPU, MINUTES_SCALE to train longer (e.g. 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,17 @@ $PY -m convsep train "$CACHE" -o "$WORK/runs/convsep-stereo" --model convsep-ste
 $PY -m convsep train "$CACHE" -o "$WORK/runs/deepconvsep" --model deepconvsep --loss deepconvsep \
     --optimiser adadelta --lr 1.0 --batch-size 32 --blocks-per-excerpt 1 --augment none \
     --max-minutes "$(minutes 15)" "${common[@]}"
+
+# 4. The low-latency model of `convsep stream`: step 2's model fine-tuned with the loss on block
+#    position 28 only, the frame that causal inference with one frame of look-ahead (29.0 ms)
+#    takes from each block; its validation scores that causal separation. One torch thread.
+OMP_NUM_THREADS=1 $PY -m convsep train "$CACHE" -o "$WORK/realtime/convsep-stereo-rt1" --model convsep-stereo \
+    --loss deepconvsep --optimiser adam --lr 5e-4 --batch-size 16 --blocks-per-excerpt 4 \
+    --augment cross_song,channel_mute,source_dropout,silence_rejection --lookahead 1 \
+    --init "$WORK/runs/convsep-stereo/best.pt" --max-minutes "$(minutes 25)" "${common[@]}"
+# Its causal quality at look-ahead 0, 1, 3, 7 against the offline default model, and bundling:
+#   $PY scripts/evaluate_realtime.py "$CORPUS" --tracks 20 --seconds 20 --models default "$WORK/realtime/convsep-stereo-rt1/best.pt"
+#   $PY scripts/bundle_realtime.py "$WORK/realtime/convsep-stereo-rt1"
 
 # Evaluate every model and the oracles on the test split; then bundle the best one, e.g.
 #   $PY scripts/bundle_model.py "$WORK/runs/convsep-stereo" "$WORK/eval"
