@@ -292,90 +292,114 @@ def _solve(gram: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     return sol
 
 
-def _block_levinson(r: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``(T + eps I) x = rhs`` for block-Toeplitz ``T``, one system per batch entry.
+class _Levinson:
+    """Whittle's multichannel Levinson recursion for block-Toeplitz systems ``(T + eps I) x = y``.
 
-    r: (B, P, P, L) lag correlations; ``T[(a, p), (b, q)] = R(b - a)[p, q]`` with
-    ``R(k) = r[..., k]`` and ``R(-k) = R(k)^T``. rhs: (B, L, P, K), block rows ``a``.
-    Returns x: (B, L, P, K), float64.
-
-    Whittle's multichannel Levinson recursion: forward and backward predictors of growing
-    order, O(L^2 P^3) work instead of the O(L^3 P^3) of a dense factorisation. The backward
-    predictor is kept right-aligned in its buffer, so extending it by one block costs nothing.
-    Runs in numpy: the L - 1 steps are many small products, where numpy's per-call cost is
-    lower than torch's.
+    r: (B, P, P, L) lag correlations, one system per batch entry, with
+    ``T[(a, p), (b, q)] = R(b - a)[p, q]``, ``R(k) = r[..., k]`` and ``R(-k) = R(k)^T``.
+    The forward and backward predictors of growing order cost O(L^2 P^3) instead of the
+    O(L^3 P^3) of a dense factorisation; the backward predictor of every order is kept
+    (O(L^2 P^2) numbers), so that ``solve`` can be run on several right-hand sides. Runs in
+    numpy: the L - 1 steps are many small products, where numpy's per-call cost is lower
+    than torch's.
     """
-    nb, n_ch, _, n_lag = r.shape
-    lagged = np.moveaxis(r, 3, 1)  # (B, L, P, P): R(k)
-    eye = np.eye(n_ch)
-    zero_lag = 0.5 * (lagged[:, 0] + np.swapaxes(lagged[:, 0], -1, -2)) + _EPS * eye
-    width = (n_lag - 1) * n_ch
-    # block rows [R(1) .. R(L-1)] and [R(-(L-1)) .. R(-1)], as (B, P, (L-1) P)
-    pos = np.ascontiguousarray(lagged[:, 1:].transpose(0, 2, 1, 3).reshape(nb, n_ch, width))
-    neg = np.swapaxes(lagged[:, :0:-1], -1, -2).transpose(0, 2, 1, 3)
-    neg = np.ascontiguousarray(neg.reshape(nb, n_ch, width))
-    # forward predictor and solution side by side: one product gives what both miss
-    fwd_sol = np.zeros((nb, n_lag * n_ch, n_ch + rhs.shape[-1]))
-    fwd, sol = fwd_sol[..., :n_ch], fwd_sol[..., n_ch:]
-    bwd = np.zeros((nb, n_lag * n_ch, n_ch))
-    fwd[:, :n_ch] = eye
-    bwd[:, width:] = eye
-    fwd_err, bwd_err = zero_lag, zero_lag
-    sol[:, :n_ch] = np.linalg.solve(zero_lag, rhs[:, 0])
-    for n in range(n_lag - 1):
-        lo, m = (n_lag - 2 - n) * n_ch, (n + 1) * n_ch
-        missed = neg[:, :, lo:] @ fwd_sol[:, :m]  # what order n misses at block row n + 1
-        fwd_out, sol_out = missed[..., :n_ch], missed[..., n_ch:]
-        bwd_out = pos[:, :, :m] @ bwd[:, lo + n_ch :]  # ... and at block row 0
-        fwd_gain = np.linalg.solve(bwd_err, fwd_out)
-        bwd_gain = np.linalg.solve(fwd_err, bwd_out)
-        fwd_step = bwd[:, lo + n_ch :] @ fwd_gain
-        bwd_step = fwd[:, :m] @ bwd_gain
-        fwd[:, n_ch : m + n_ch] -= fwd_step
-        bwd[:, lo : lo + m] -= bwd_step
-        fwd_err = fwd_err - bwd_out @ fwd_gain
-        bwd_err = bwd_err - fwd_out @ bwd_gain
-        sol[:, : m + n_ch] += bwd[:, lo:] @ np.linalg.solve(bwd_err, rhs[:, n + 1] - sol_out)
-    return sol.reshape(nb, n_lag, n_ch, -1)
+
+    def __init__(self, r: np.ndarray):
+        nb, n_ch, _, n_lag = r.shape
+        self.r = r
+        lagged = np.moveaxis(r, 3, 1)  # (B, L, P, P): R(k)
+        eye = np.eye(n_ch)
+        self.zero_lag = 0.5 * (lagged[:, 0] + np.swapaxes(lagged[:, 0], -1, -2)) + _EPS * eye
+        width = (n_lag - 1) * n_ch
+        # block rows [R(1) .. R(L-1)] and [R(-(L-1)) .. R(-1)], as (B, P, (L-1) P)
+        pos = np.ascontiguousarray(lagged[:, 1:].transpose(0, 2, 1, 3).reshape(nb, n_ch, width))
+        neg = np.swapaxes(lagged[:, :0:-1], -1, -2).transpose(0, 2, 1, 3)
+        self.neg = np.ascontiguousarray(neg.reshape(nb, n_ch, width))
+        # the backward predictor is right-aligned: extending it by one block costs nothing
+        fwd = np.zeros((nb, n_lag * n_ch, n_ch))
+        bwd = np.zeros((nb, n_lag * n_ch, n_ch))
+        fwd[:, :n_ch] = eye
+        bwd[:, width:] = eye
+        fwd_err, bwd_err = self.zero_lag, self.zero_lag
+        self.steps = []  # order n + 1: (backward predictor (B, (n + 2) P, P), its error (B, P, P))
+        for n in range(n_lag - 1):
+            lo, m = (n_lag - 2 - n) * n_ch, (n + 1) * n_ch
+            fwd_out = self.neg[:, :, lo:] @ fwd[:, :m]  # what order n misses at block row n + 1
+            bwd_out = pos[:, :, :m] @ bwd[:, lo + n_ch :]  # ... and at block row 0
+            fwd_gain = np.linalg.solve(bwd_err, fwd_out)
+            bwd_gain = np.linalg.solve(fwd_err, bwd_out)
+            fwd_step = bwd[:, lo + n_ch :] @ fwd_gain
+            bwd_step = fwd[:, :m] @ bwd_gain
+            fwd[:, n_ch : m + n_ch] -= fwd_step
+            bwd[:, lo : lo + m] -= bwd_step
+            fwd_err = fwd_err - bwd_out @ fwd_gain
+            bwd_err = bwd_err - fwd_out @ bwd_gain
+            self.steps.append((bwd[:, lo:].copy(), bwd_err))
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        """rhs: (B, L, P, K) block rows -> x: (B, L, P, K)."""
+        nb, n_lag, n_ch, n_rhs = rhs.shape
+        sol = np.zeros((nb, n_lag * n_ch, n_rhs))
+        sol[:, :n_ch] = np.linalg.solve(self.zero_lag, rhs[:, 0])
+        for n, (bwd, bwd_err) in enumerate(self.steps):
+            lo, m = (n_lag - 2 - n) * n_ch, (n + 1) * n_ch
+            missed = self.neg[:, :, lo:] @ sol[:, :m]
+            sol[:, : m + n_ch] += bwd @ np.linalg.solve(bwd_err, rhs[:, n + 1] - missed)
+        return sol.reshape(nb, n_lag, n_ch, n_rhs)
 
 
-def _toeplitz_matmul(r: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``(T + eps I) x`` for the block-Toeplitz ``T`` of ``_block_levinson``, by FFT.
+def _toeplitz_product(r: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(T + eps I) x`` for the block-Toeplitz ``T`` of ``_Levinson``, lag by lag.
 
     r: (B, P, P, L); x: (B, L, P, K) -> (B, L, P, K).
     """
-    n_lag = r.shape[-1]
-    r0 = 0.5 * (r[..., 0] + r[..., 0].mT)
-    # kernel over lags L-1 .. -(L-1): kernel[..., i] = R(L - 1 - i)
-    kernel = torch.cat([r[..., 1:].flip(-1), r0[..., None], r[..., 1:].transpose(1, 2)], dim=-1)
-    n_fft = _fast_len(3 * n_lag - 2)
-    spec = torch.fft.rfft(kernel, n=n_fft)  # (B, P, Q, F)
-    xs = torch.fft.rfft(x, n=n_fft, dim=1)  # (B, F, Q, K)
-    out = torch.fft.irfft(torch.einsum("bpqf,bfqk->bfpk", spec, xs), n=n_fft, dim=1)
-    return out[:, n_lag - 1 : 2 * n_lag - 1] + _EPS * x
+    nb, n_lag, n_ch, n_rhs = x.shape
+    xt = np.ascontiguousarray(x.transpose(0, 2, 1, 3))  # (B, P, L, K)
+    out = np.zeros_like(xt)
+    zero_lag = 0.5 * (r[..., 0] + np.swapaxes(r[..., 0], -1, -2))
+    out += (zero_lag @ xt.reshape(nb, n_ch, -1)).reshape(xt.shape)
+    for d in range(1, n_lag):
+        # T[a, a + d] = R(d) and T[a + d, a] = R(d)^T
+        lag = r[..., d]
+        ahead = xt[:, :, d:].reshape(nb, n_ch, -1)
+        behind = xt[:, :, : n_lag - d].reshape(nb, n_ch, -1)
+        out[:, :, : n_lag - d] += (lag @ ahead).reshape(nb, n_ch, n_lag - d, n_rhs)
+        out[:, :, d:] += (np.swapaxes(lag, -1, -2) @ behind).reshape(nb, n_ch, n_lag - d, n_rhs)
+    return out.transpose(0, 2, 1, 3) + _EPS * x
 
 
-def _backward_error(r: torch.Tensor, x: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def _backward_error(r: np.ndarray, x: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """(B,) normwise backward error ``|Tx - y| / (|T| |x| + |y|)`` (Frobenius norms)."""
     n_lag = r.shape[-1]
-    weights = torch.arange(n_lag, 0, -1, dtype=r.dtype, device=r.device)  # L - |k|
-    lag_norms = r.square().sum(dim=(1, 2))  # (B, L)
-    t_norm = (weights[0] * lag_norms[:, 0] + 2 * (weights[1:] * lag_norms[:, 1:]).sum(1)).sqrt()
-    resid = (_toeplitz_matmul(r, x) - rhs).flatten(1).norm(dim=1)
-    return resid / (t_norm * x.flatten(1).norm(dim=1) + rhs.flatten(1).norm(dim=1))
+    weights = np.arange(n_lag, 0, -1, dtype=np.float64)  # block diagonal k holds L - k blocks
+    lag_norms = np.square(r).sum(axis=(1, 2))  # (B, L)
+    t_norm = np.sqrt(weights[0] * lag_norms[:, 0] + 2 * (weights[1:] * lag_norms[:, 1:]).sum(1))
+    nb = x.shape[0]
+    resid = np.linalg.norm((_toeplitz_product(r, x) - rhs).reshape(nb, -1), axis=1)
+    return resid / (t_norm * np.linalg.norm(x.reshape(nb, -1), axis=1)
+                    + np.linalg.norm(rhs.reshape(nb, -1), axis=1))
 
 
 # A structured solve is kept when its backward error is this small (a dense Cholesky reaches
-# about 1e-16); otherwise the dense factorisation is used.
-_STRUCTURED_TOLERANCE = 1e-13
+# about 1e-17 on these systems); otherwise the dense factorisation is used.
+_STRUCTURED_TOLERANCE = 1e-15
 
 
 def _toeplitz_solve(r: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """(B, P, P, L), (B, L, P, K) -> (B, L, P, K): solve(G + eps I, rhs) per batch entry, G the
-    Gram matrix of the delayed signals. Block Levinson; dense (Cholesky, then LU, then least
-    squares) for the systems where it is not accurate enough."""
-    sol = torch.from_numpy(_block_levinson(r.cpu().numpy(), rhs.cpu().numpy())).to(r.device)
-    bad = (~(_backward_error(r, sol, rhs) <= _STRUCTURED_TOLERANCE)).nonzero().flatten().tolist()
+    Gram matrix of the delayed signals.
+
+    Block Levinson and one step of iterative refinement (the residual taken lag by lag in
+    float64), which brings ill-conditioned systems to the backward error of a dense Cholesky;
+    the dense path (Cholesky, then LU, then least squares) for any system still above
+    ``_STRUCTURED_TOLERANCE``.
+    """
+    r_np, rhs_np = r.cpu().numpy(), rhs.cpu().numpy()
+    levinson = _Levinson(r_np)
+    sol = levinson.solve(rhs_np)
+    sol += levinson.solve(rhs_np - _toeplitz_product(r_np, sol))
+    bad = np.flatnonzero(~(_backward_error(r_np, sol, rhs_np) <= _STRUCTURED_TOLERANCE)).tolist()
+    sol = torch.from_numpy(sol).to(r.device)
     for b in bad:
         n_ch, n_lag = r.shape[1], r.shape[-1]
         dense_rhs = rhs[b].permute(1, 0, 2).reshape(n_ch * n_lag, -1)  # rows (p, a)
