@@ -108,7 +108,8 @@ def main() -> None:
                                         if not m.startswith("mir1k:")] + ["mir1k" for r in rows
                                         if any(m.startswith("mir1k:") for m in r["vocals_material"])])
         report["drum_banks"] = count([r["banks"]["drums:drums"].split(":")[0] for r in rows])
-        report["instrument_banks"] = count([b for r in rows for k, b in r["banks"].items() if not k.startswith("drums")])
+        report["instrument_banks"] = count([b.split("(")[0] for r in rows for k, b in r["banks"].items()
+                                            if not k.startswith("drums")])
         lu = [r["vocals_lu_over_accompaniment"] for r in rows if r["vocals_lu_over_accompaniment"] is not None]
         report["vocals_lu_over_accompaniment"] = {"mean": float(np.mean(lu)), "min": min(lu), "max": max(lu)}
     report["tempo_range"] = [min(r["tempo"] for r in manifest["tracks"]), max(r["tempo"] for r in manifest["tracks"])]
