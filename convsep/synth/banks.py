@@ -94,9 +94,17 @@ def hydrogen_kits() -> list[Bank]:
     for d in sorted(HYDROGEN_DIR.iterdir()):
         xml = d / "drumkit.xml"
         if xml.is_file() and usable_kit(str(xml)):
-            kits.append(Bank(f"hydrogen:{d.name}", "hydrogen", str(d), HYDROGEN_PACKAGE, "see the kit's drumkit.xml",
-                             drums_only=True))
+            kits.append(Bank(f"hydrogen:{d.name}", "hydrogen", str(d), HYDROGEN_PACKAGE, kit_license(xml), drums_only=True))
     return kits
+
+
+def kit_license(xml: Path) -> str:
+    """The ``<license>`` a Hydrogen kit declares, else a pointer to the package's copyright."""
+    import re
+
+    m = re.search(r"<license>([^<]+)</license>", xml.read_text(errors="replace"))
+    text = " ".join(m.group(1).split()) if m else ""
+    return text or f"see the copyright file of Debian {HYDROGEN_PACKAGE}"
 
 
 def select(spec: str = "all", soundfont: str | None = None) -> BankSet:
