@@ -71,6 +71,8 @@ def test_manifest_records_material_bandwidth_banks_and_effects(varied) -> None:
 
 def test_banks_are_drawn_per_track_and_instrument(varied) -> None:
     _, manifest = varied
+    if len(banks.select(FAST_BANKS).names) < 3:
+        pytest.skip("fewer than three banks installed")
     used = [set(r["banks"].values()) for r in manifest["tracks"]]
     assert len(set().union(*used)) >= 3
     rng = np.random.default_rng(0)
