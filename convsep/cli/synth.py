@@ -20,9 +20,10 @@ def register(subparsers) -> None:
     p.add_argument("--soundfont", default=None, help="General MIDI SoundFont (.sf2/.sf3) used as the 'fluid' bank")
     p.add_argument("--banks", default="all",
                    help="instrument banks: all (default: every installed GM bank and drum kit), fluid (FluidR3 or "
-                        "--soundfont only), or a comma list of musescore, timgm6mb, csound, avl, hydrogen, ...")
+                        "--soundfont only), or a comma list of fluid, musescore, timgm6mb, csound, avl, hydrogen, "
+                        "berklee, sms")
     p.add_argument("--voices", choices=["all", "synthetic", "mir1k"], default="all",
-                   help="all (default): real MIR-1K and Berklee voices and the synthetic singer; synthetic: the "
+                   help="all (default): real MIR-1K, sms-tools and Berklee voices and the synthetic singer; synthetic: the "
                         "formant singer and GM voices only; mir1k: always a MIR-1K lead")
     p.add_argument("--production", choices=["none", "classic", "light", "full"], default="full",
                    help="effects: full (default), light, classic (the original room reverb only), none; "
