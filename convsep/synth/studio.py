@@ -14,13 +14,11 @@ import numpy as np
 from convsep.synth import banks as bank_lib
 from convsep.synth import effects, mix, sampler, singers, voice
 from convsep.synth.arrange import Part, arrange
+from convsep.synth.corpus import REVERB_SEND, RT60, STEM_LEVEL  # the classic corpus's ranges
 from convsep.synth.music import plan_song
 from convsep.synth.render import SAMPLE_RATE, render_part
 
 ACCOMPANIMENT = ("drums", "bass", "other")
-STEM_LEVEL = {"drums": (-1.0, 2.0), "bass": (-3.0, 2.0), "other": (-1.5, 2.0)}
-REVERB_SEND = {"vocals": (0.25, 0.5), "drums": (0.08, 0.2), "bass": (0.0, 0.04), "other": (0.15, 0.4)}
-RT60 = {"ballad": (1.6, 2.6), "swing": (1.0, 1.8), "waltz": (1.2, 2.2)}
 #: Probabilities of the voice choices when ``voices="all"``.
 P_MIR1K_LEAD, P_BERKLEE_BACKING, P_EXTRA_BACKING, P_DOUBLE, P_HARMONY = 0.55, 0.6, 0.25, 0.35, 0.35
 #: Probability that a full-band sung phrase from sms-tools leads a track that has no MIR-1K lead.
