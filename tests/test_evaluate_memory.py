@@ -98,3 +98,19 @@ def test_references_decoded_block_by_block_equal_load_sources(tmp_path):
     # another rate goes through load_sources (resampling) and gives the same
     with load_references(track, 22050, directory=tmp_path) as refs:
         assert torch.equal(refs.to_tensor(), torch.from_numpy(load_sources(track, rate=22050)))
+
+
+def test_full_disk_while_spilling_is_a_one_line_error(tmp_path):
+    import resource
+
+    from convsep.errors import ConvSepError
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    signal = SpilledSignal(1, 1 << 20, 1, tmp_path)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+        with pytest.raises(ConvSepError, match="temporary file"):
+            signal.write(0, torch.ones(1, 1, 1 << 20))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.close()

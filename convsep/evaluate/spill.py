@@ -116,9 +116,13 @@ class _SourceView:
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:
-    while len(data):
-        done = os.pwrite(fd, data, offset)
-        data, offset = data[done:], offset + done
+    try:
+        while len(data):
+            done = os.pwrite(fd, data, offset)
+            data, offset = data[done:], offset + done
+    except OSError as exc:
+        raise ConvSepError(f"cannot write the evaluation's temporary file: {exc.strerror or exc}; "
+                           "free space in the output folder") from None
 
 
 def _read_all(fd: int, buffer: memoryview, offset: int) -> None:
