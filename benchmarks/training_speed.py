@@ -1,36 +1,42 @@
-"""Training-step throughput (blocks per second) of a ConvSep preset.
+"""Training-step throughput (blocks per second) of a ConvSep preset, the plain step against
+the fast one, side by side in one run at the same batch.
 
-Two settings, each a full step (forward, soft-mask MSE loss, backward, Adam):
+Each setting is a full step: a ``DeviceCache`` of int16 stems on the device (random content,
+same layout as a prepared corpus) -> ``ExcerptSampler`` with every augmentation -> STFT ->
+model -> soft masks -> MSE -> backward -> Adam.
 
-- ``model only``: precomputed magnitude blocks (mixture and sources) already on the device;
-- ``with data``: a ``DeviceCache`` of int16 stems on the device (random content, same layout
-  as a prepared corpus) -> ``ExcerptSampler`` with every augmentation (cross-song mixing,
-  gain, channel swap, channel mute, source dropout, silence rejection) -> STFT of the
-  sources on the device -> model -> loss -> Adam, i.e. ``convsep.training.step.LossComputer``.
+- ``reference``: the step as it was first written: the whole batch at once through plain
+  autograd (``LossComputer(fused=False, micro_batch=0)``);
+- ``fused``: the last decoder layer, masks and loss as one autograd function, magnitudes in
+  its layout, micro-batches of ``--micro-batch`` excerpts (the trainer's default path);
+- ``--precision bf16`` adds both under bf16 autocast.
 
-On CUDA each is measured in fp32 and under bf16 autocast (``--precision``).
+Settings are interleaved over ``--repeats`` rounds and the median is kept, so a machine
+shared with other jobs slows each alike; both wall time and the process's CPU time are
+reported (on a loaded machine the CPU time is the steadier figure).
 
-    python benchmarks/training_speed.py [--device cpu|cuda] [--batch 64] [--blocks-per-excerpt 4]
-        [--precision fp32 bf16] [--steps 10] [--profile]
+    python benchmarks/training_speed.py [--device cpu|cuda] [--batch 16] [--blocks-per-excerpt 4]
+        [--precision fp32 bf16] [--steps 5] [--repeats 5] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, synchronizer, timed, write_results  # noqa: E402
+from _common import machine, print_table, synchronizer, write_results  # noqa: E402
 
 import torch  # noqa: E402
 
 from convsep.data.augment import AugmentConfig  # noqa: E402
 from convsep.data.cache import DeviceCache  # noqa: E402
 from convsep.data.sampler import ExcerptSampler  # noqa: E402
-from convsep.losses import compute_loss, masked_estimates  # noqa: E402
 from convsep.models import ConvSep, preset  # noqa: E402
-from convsep.training.step import LossComputer, batch_to_blocks, excerpt_samples  # noqa: E402
+from convsep.training.step import LossComputer, excerpt_samples  # noqa: E402
 
 RATE = 44100
 
@@ -58,18 +64,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="convsep-stereo")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=None, help="excerpts per step (default 64 on CPU, 1024 on CUDA)")
+    parser.add_argument("--batch", type=int, default=None, help="excerpts per step (default 16 on CPU, 1024 on CUDA)")
     parser.add_argument("--blocks-per-excerpt", type=int, default=4)
+    parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--precision", nargs="+", default=None, help="fp32 and/or bf16 (default: fp32 on CPU, both on CUDA)")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="print the top operators of one step per setting")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--name", default=None, help="results/NAME.json (default: training_speed_DEVICE)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     info = machine(args.device)                   # date and load average at the start
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    batch = args.batch or (1024 if cuda else 64)
+    batch = args.batch or (1024 if cuda else 16)
     precisions = args.precision or (["fp32", "bf16"] if cuda else ["fp32"])
     sync = synchronizer(args.device)
 
@@ -77,67 +86,49 @@ def main() -> None:
     torch.manual_seed(0)
     model = ConvSep(cfg).to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)
-    loss_of = LossComputer(model, "mse", device=device)
-    length = excerpt_samples(cfg, args.blocks_per_excerpt)
-    cache = synthetic_cache(device)
-    sampler = ExcerptSampler(cache, length, batch, AugmentConfig(), generator=0)
+    paths = {"reference": LossComputer(model, "mse", device=device, fused=False, micro_batch=0),
+             "fused": LossComputer(model, "mse", device=device, fused=True, micro_batch=args.micro_batch)}
+    sampler = ExcerptSampler(synthetic_cache(device), excerpt_samples(cfg, args.blocks_per_excerpt), batch,
+                             AugmentConfig(), generator=0)
     blocks_per_step = batch * args.blocks_per_excerpt
-    with torch.no_grad():
+
+    def step(loss_of: LossComputer, precision: str) -> None:
         sources = sampler.sample()
-        if cfg.channels == 1:
-            sources = sources.mean(2, keepdim=True)
-        fixed_mix, fixed_src = batch_to_blocks(sources, loss_of.stft, cfg.context)
-
-    def step_model_only(precision: str) -> None:
-        with autocast(device, precision):
-            output = model(fixed_mix)
-            estimates = masked_estimates(output, fixed_mix * cfg.input_scale, cfg.mask_power)
-            loss = compute_loss("mse", estimates, fixed_src * cfg.input_scale, cfg.sources, None)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        with autocast(device, precision):
+            loss_of.backward(model, sources)
         optimiser.step()
 
-    def step_with_data(precision: str) -> None:
-        batch_sources = sampler.sample()
-        with autocast(device, precision):
-            loss = loss_of(model, batch_sources)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-
+    settings = [(path, precision) for precision in precisions for path in paths]
+    wall = {s: [] for s in settings}
+    cpu = {s: [] for s in settings}
+    for s in settings:                                                    # warm-up
+        step(paths[s[0]], s[1])
+    for _ in range(args.repeats):
+        for s in settings:
+            sync()
+            w0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(args.steps):
+                step(paths[s[0]], s[1])
+            sync()
+            wall[s].append((time.perf_counter() - w0) / args.steps)
+            cpu[s].append((time.process_time() - c0) / args.steps)
     results, rows = [], []
-    for precision in precisions:
-        for label, step in (("model only", step_model_only), ("with data", step_with_data)):
-            def run(step=step, precision=precision) -> None:
-                for _ in range(args.steps):
-                    step(precision)
-            t = timed(run, repeats=args.repeats, warmup=1, sync=sync)
-            per_step = t["median_s"] / args.steps
-            entry = {"setting": label, "precision": precision, "batch_excerpts": batch,
-                     "blocks_per_step": blocks_per_step, "step_s": per_step,
-                     "blocks_per_s": blocks_per_step / per_step, **t}
-            results.append(entry)
-            rows.append([label, precision, blocks_per_step, f"{per_step * 1000:.1f}",
-                         f"{entry['blocks_per_s']:,.0f}"])
-            print(f"{label:<11} {precision}: {per_step * 1000:.1f} ms/step, {entry['blocks_per_s']:,.0f} blocks/s",
-                  flush=True)
-            if args.profile:
-                from torch.profiler import ProfilerActivity, profile
-                activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-                with profile(activities=activities) as prof:
-                    step(precision)
-                    sync()
-                key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-                print(prof.key_averages().table(sort_by=key, row_limit=15))
-    print()
-    print_table(["setting", "precision", "blocks/step", "ms/step", "blocks/s"], rows)
-    sampler_only = timed(lambda: [sampler.sample() for _ in range(args.steps)], repeats=args.repeats, sync=sync)
-    print(f"\nsampler alone: {sampler_only['median_s'] / args.steps * 1000:.1f} ms per batch of {batch} "
-          f"excerpts of {length} samples")
+    base = statistics.median(wall[("reference", precisions[0])])
+    base_cpu = statistics.median(cpu[("reference", precisions[0])])
+    for s in settings:
+        w, c = statistics.median(wall[s]), statistics.median(cpu[s])
+        results.append({"path": s[0], "precision": s[1], "batch_excerpts": batch, "blocks_per_step": blocks_per_step,
+                        "micro_batch": args.micro_batch if s[0] == "fused" else 0,
+                        "step_s": w, "cpu_s_per_step": c, "blocks_per_s": blocks_per_step / w,
+                        "speedup_wall": base / w, "speedup_cpu": base_cpu / c, "wall_runs": wall[s], "cpu_runs": cpu[s]})
+        rows.append([s[0], s[1], blocks_per_step, f"{w * 1000:.0f}", f"{c * 1000:.0f}",
+                     f"{blocks_per_step / w:,.0f}", f"{base / w:.2f}x", f"{base_cpu / c:.2f}x"])
+    print_table(["path", "precision", "blocks/step", "wall ms/step", "CPU ms/step", "blocks/s",
+                 "speed-up (wall)", "speed-up (CPU)"], rows)
     write_results(args.name or f"training_speed_{device.type}",
-                  {"machine": info, "preset": args.preset, "excerpt_samples": length,
-                   "sampler_ms_per_batch": sampler_only["median_s"] / args.steps * 1000,
-                   "results": results})
+                  {"machine": info, "preset": args.preset, "threads": torch.get_num_threads(),
+                   "excerpt_samples": sampler.excerpt_samples, "results": results})
 
 
 if __name__ == "__main__":

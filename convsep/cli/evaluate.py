@@ -33,11 +33,52 @@ def register(subparsers) -> None:
     p.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="evaluate only the first S seconds of each track")
     p.add_argument("--no-report", action="store_true", help="do not write report.md and the plots")
+    two = p.add_argument_group(
+        "two-stem mode (vocals / accompaniment data, e.g. MIR-1K)",
+        "ROOT holds vocals/ and accompaniment/ folders of same-named files (MIR-1K) or track folders "
+        "with vocals.* and accompaniment.* (or drums/bass/other). Each model's vocals and the sum of its "
+        "other stems are scored with global SDR and BSSEval v4 SDR; medians are printed and written to "
+        "OUTDIR/two_stems.json, every mixture to OUTDIR/two_stems.csv.")
+    two.add_argument("--two-stems", default=None, metavar="STEM", help="score STEM (vocals) against the rest")
+    two.add_argument("--levels", default=None, metavar="DB,DB",
+                     help="mix each pair at these voice-to-accompaniment RMS ratios (e.g. 0,-5); default: as recorded")
+    two.add_argument("--split", choices=("train", "valid"), default=None,
+                     help="MIR-1K: only the held-out (valid) or training singers")
+    two.add_argument("--limit", type=int, default=None, metavar="N", help="score N pairs spread over the set")
+    two.add_argument("--no-bsseval", action="store_true", help="global SDR only (faster)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=handler)
 
 
+def _levels(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        from convsep.errors import ConvSepError
+        raise ConvSepError(f"--levels: expected comma-separated dB values such as 0,-5, got {text!r}") from None
+
+
+def two_stem_handler(args: argparse.Namespace) -> int:
+    from convsep.evaluate.two_stems import evaluate_two_stems
+
+    summary = evaluate_two_stems(args.root, args.models, args.outdir, levels_db=_levels(args.levels),
+                                 split=args.split, max_seconds=args.max_seconds, bsseval=not args.no_bsseval,
+                                 vocals=args.two_stems, device=args.device, limit=args.limit,
+                                 progress=not args.no_progress and sys.stderr.isatty())
+    keys = [k for k in next(iter(summary.values())) if k != "mixtures"]
+    print("| model | mixtures | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for name, row in summary.items():
+        print(f"| {name} | {row['mixtures']} | " + " | ".join(f"{row[k]:.2f}" for k in keys) + " |")
+    print(f"medians in dB -> {args.outdir}/two_stems.json, every mixture in {args.outdir}/two_stems.csv")
+    return 0
+
+
 def handler(args: argparse.Namespace) -> int:
+    if args.two_stems:
+        return two_stem_handler(args)
     from convsep.evaluate.runner import evaluate
     from convsep.evaluate.report import render_report
 

@@ -84,6 +84,35 @@ class DeviceCache:
 class Cache:
     """A prepared cache opened for reading (see ``open_cache``)."""
 
+    def _concatenated(self, idx: list[int], name: str) -> torch.Tensor:
+        """The tracks ``idx`` as one memory-mapped int16 (4, 2, total) tensor, kept in the
+        cache folder as ``concat-NAME.npy`` (written once). On the CPU this shares the page
+        cache between runs and never counts as the process's own memory."""
+        path = self.root / f"concat-{name}.npy"
+        total = sum(self.tracks[i].num_samples for i in idx)
+        if path.is_file():
+            try:
+                audio = np.load(path, mmap_mode="r")
+                if audio.shape == (len(SOURCES), 2, total):
+                    return _readonly_tensor(audio)
+            except (OSError, ValueError):
+                pass
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=(len(SOURCES), 2, total))
+            start = 0
+            for i in idx:
+                n = self.tracks[i].num_samples
+                out[:, :, start:start + n] = self.array(i)
+                start += n
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConvSepError(f"{self.root}: cannot write {path.name} ({describe_os_error(exc).split(': ')[-1]})") from None
+        return _readonly_tensor(np.load(path, mmap_mode="r"))
+
     def __init__(self, root: Path, index: dict):
         self.root = root
         self.rate: int = int(index["rate"])
@@ -127,9 +156,12 @@ class Cache:
         lengths = [self.tracks[i].num_samples for i in idx]
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         device = torch.device(device)
-        audio = torch.empty((len(SOURCES), 2, int(sum(lengths))), dtype=torch.int16, device=device)
-        for i, start, n in zip(idx, offsets, lengths):
-            audio[:, :, start : start + n].copy_(torch.from_numpy(np.array(self.array(i))))
+        if device.type == "cpu":
+            audio = self._concatenated(idx, f"{split or 'all'}-{subset or 'all'}")
+        else:
+            audio = torch.empty((len(SOURCES), 2, int(sum(lengths))), dtype=torch.int16, device=device)
+            for i, start, n in zip(idx, offsets, lengths):
+                audio[:, :, start : start + n].copy_(torch.from_numpy(np.array(self.array(i))))
         return DeviceCache(
             audio=audio,
             offsets=torch.as_tensor(offsets, device=device),
@@ -140,6 +172,15 @@ class Cache:
             vocals_bandwidth_hz=torch.tensor([self.tracks[i].vocals_bandwidth_hz or float("inf") for i in idx],
                                              dtype=torch.float32, device=device),
         )
+
+
+def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over a read-only memory map (never written: the sampler only gathers)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)       # "the given NumPy array is not writable"
+        return torch.from_numpy(array)
 
 
 def _damaged(root: Path, why: str) -> ConvSepError:

@@ -2,8 +2,8 @@
 drawn as random excerpts.
 
 The clips are decoded and resampled to the training rate once, then kept as int16 in a
-cache folder (``vocals.npy``, ``accompaniment.npy``, ``index.json``) so later runs start at
-once. Everything is mono (the recordings are); callers place it in the stereo field.
+cache folder (``pairs.npy``: vocals and accompaniment, ``index.json``) that later runs
+memory-map. Everything is mono (the recordings are); callers place it in the stereo field.
 """
 from __future__ import annotations
 
@@ -49,15 +49,16 @@ class KaraokeBank:
             index = json.loads(index_path.read_text())
             if index.get("format") != FORMAT or index["rate"] != rate or index["split"] != split:
                 raise ValueError("made for other settings")
-            audio = np.stack([np.load(cache_dir / "vocals.npy", mmap_mode="r"),
-                              np.load(cache_dir / "accompaniment.npy", mmap_mode="r")])
+            audio = np.load(cache_dir / "pairs.npy", mmap_mode="r")            # (2, total) int16
         except (OSError, ValueError, KeyError) as exc:
             raise ConvSepError(f"{cache_dir}: not a usable karaoke cache ({exc}); delete it to rebuild") from None
         lengths = np.asarray(index["lengths"], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         device = torch.device(device)
         rms = torch.tensor(index["rms"], dtype=torch.float32, device=device)       # (clips, 2)
-        return cls(torch.from_numpy(audio).to(device), torch.from_numpy(offsets).to(device),
+        from convsep.data.cache import _readonly_tensor
+
+        return cls(_readonly_tensor(audio).to(device), torch.from_numpy(offsets).to(device),
                    torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
 
     def sample(self, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -86,8 +87,7 @@ def _build(root, cache_dir: Path, split: str, rate: int) -> None:
     tmp = cache_dir.parent / f".{cache_dir.name}.tmp-{os.getpid()}-{time.time_ns()}"
     try:
         tmp.mkdir(parents=True)
-        np.save(tmp / "vocals.npy", np.concatenate(vocals))
-        np.save(tmp / "accompaniment.npy", np.concatenate(accomp))
+        np.save(tmp / "pairs.npy", np.stack([np.concatenate(vocals), np.concatenate(accomp)]))
         (tmp / INDEX).write_text(json.dumps({
             "format": FORMAT, "split": split, "rate": rate, "bandwidth_hz": mir1k.BANDWIDTH_HZ,
             "names": names, "lengths": [len(v) for v in vocals],
