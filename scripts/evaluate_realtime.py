@@ -45,6 +45,14 @@ def test_tracks(root: Path, seconds: float):
         yield folder.name, np.stack(stems)                           # (S, C, n)
 
 
+def label(model: str) -> str:
+    """A model's name in the results: a bundled name, a run folder for RUN/best.pt, else the file's stem."""
+    path = Path(model)
+    if "/" not in model and path.suffix != ".pt":
+        return model
+    return path.parent.name if path.name == "best.pt" else path.stem
+
+
 def scores(references: np.ndarray, estimates: torch.Tensor) -> dict:
     refs = torch.from_numpy(references).transpose(1, 2).double()      # (S, n, C)
     ests = estimates.transpose(1, 2).double()
@@ -68,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     offline = Separator.load("default")
-    models = {name: load_model(name)[0] for name in args.models}
+    models = {label(name): load_model(name)[0] for name in args.models}
     methods = {} if args.skip_offline else {"offline default": lambda mix: offline.separate_tensor(mix)}
     for name, model in models.items():
         for L in args.lookaheads:
