@@ -232,7 +232,7 @@ def _device(sd, spec: str | None, kind: str):
     try:
         devices = sd.query_devices()
     except Exception as exc:  # PortAudio errors have no common base class
-        raise ConvSepError(f"cannot list sound devices ({exc})") from None
+        raise ConvSepError(f"no sound device is usable: PortAudio cannot list them ({exc})") from None
     key = "max_input_channels" if kind == "input" else "max_output_channels"
     usable = [d for d in devices if d[key] > 0]
     if not usable:
