@@ -39,12 +39,13 @@ import torch
 from convsep.audio import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.masks import masked_mixtures
-from convsep.modelfile import load_model
+from convsep.modelfile import PRETRAINED_DIR, load_model
 from convsep.models import ConvSep
 from convsep.separate import Output, plan_outputs, resolve_device
 from convsep.spectral import STFT
 
 DEFAULT_LOOKAHEAD = 1
+REALTIME_MODEL = "realtime"             # the bundled low-latency model's name
 
 
 def latency_samples(n_fft: int, hop: int, lookahead: int) -> int:
@@ -83,7 +84,10 @@ class RealtimeSeparator:
     @classmethod
     def load(cls, model: str | os.PathLike | None = None, lookahead: int = DEFAULT_LOOKAHEAD,
              device: str | torch.device | None = "cpu", **kwargs) -> "RealtimeSeparator":
-        """From a model file or a bundled model's name (None: the default model)."""
+        """From a model file or a bundled model's name (None: the bundled low-latency model
+        ``realtime``, trained for look-ahead 1, or the default model where it is missing)."""
+        if model is None and (PRETRAINED_DIR / f"{REALTIME_MODEL}.pt").exists():
+            model = REALTIME_MODEL
         net, metadata = load_model(model)
         return cls(net, lookahead=lookahead, device=device, metadata=metadata, **kwargs)
 

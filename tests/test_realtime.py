@@ -119,6 +119,7 @@ def test_bad_settings_and_input_are_one_line_errors():
 
 def test_loads_the_bundled_default_model():
     rt = RealtimeSeparator.load(lookahead=1)
+    assert rt.metadata["name"] == "realtime" and rt.metadata["lookahead"] == 1
     assert rt.output_names == ["vocals", "drums", "bass", "other"]
     out = rt.process(_signal(2048))
     assert out.shape == (4, 2, 2048)

@@ -46,13 +46,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=handler)
 
 
-def default_model() -> str | None:
-    """The bundled low-latency model when there is one, else the default model."""
-    from convsep.modelfile import PRETRAINED_DIR
-
-    return "realtime" if (PRETRAINED_DIR / "realtime.pt").exists() else None
-
-
 def handler(args: argparse.Namespace) -> int:
     import torch
 
@@ -67,8 +60,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
     torch.set_num_threads(args.threads)
-    separator = RealtimeSeparator.load(args.model if args.model is not None else default_model(),
-                                       lookahead=args.lookahead, device=args.device)
+    separator = RealtimeSeparator.load(args.model, lookahead=args.lookahead, device=args.device)
     info = sys.stderr if args.stdout else sys.stdout
     print(f"latency: {separator.latency_seconds * 1000:.1f} ms ({separator.latency_samples} samples at "
           f"{SAMPLE_RATE} Hz, lookahead {separator.lookahead})", file=info, flush=True)
