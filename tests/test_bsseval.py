@@ -208,3 +208,16 @@ def test_block_levinson_solves_the_dense_system():
     torch.testing.assert_close(got.permute(1, 0, 2).reshape(3 * filter_len, 5), want, rtol=1e-10, atol=1e-12)
     err = bsseval._backward_error(r[None].numpy(), got[None].numpy(), rhs[None].numpy())
     assert float(err[0]) < 1e-15
+
+
+@pytest.mark.parametrize("case", ["equal channels", "silent channel"])
+def test_singular_gram_matrix_matches_museval(case):
+    # equal channels make the Gram matrix exactly singular: the structured solve breaks down
+    # and the dense path (as museval: solve, else least squares) takes over
+    rng = np.random.default_rng(12)
+    if case == "equal channels":
+        refs = np.repeat(_music(rng, 2, int(2.2 * RATE), 1), 2, axis=2)
+    else:
+        refs = _music(rng, 2, int(2.2 * RATE), 2)
+        refs[1, :, 1] = 0
+    _assert_matches(refs, _estimates(rng, refs))

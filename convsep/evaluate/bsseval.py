@@ -395,10 +395,15 @@ def _toeplitz_solve(r: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     ``_STRUCTURED_TOLERANCE``.
     """
     r_np, rhs_np = r.cpu().numpy(), rhs.cpu().numpy()
-    levinson = _Levinson(r_np)
-    sol = levinson.solve(rhs_np)
-    sol += levinson.solve(rhs_np - _toeplitz_product(r_np, sol))
-    bad = np.flatnonzero(~(_backward_error(r_np, sol, rhs_np) <= _STRUCTURED_TOLERANCE)).tolist()
+    try:
+        with np.errstate(all="ignore"):  # a breakdown shows in the backward error
+            levinson = _Levinson(r_np)
+            sol = levinson.solve(rhs_np)
+            sol += levinson.solve(rhs_np - _toeplitz_product(r_np, sol))
+            error = _backward_error(r_np, sol, rhs_np)
+    except np.linalg.LinAlgError:  # an exactly singular leading block (e.g. equal channels)
+        sol, error = np.zeros(rhs_np.shape), np.full(len(rhs_np), np.inf)
+    bad = np.flatnonzero(~(error <= _STRUCTURED_TOLERANCE)).tolist()
     sol = torch.from_numpy(sol).to(r.device)
     for b in bad:
         n_ch, n_lag = r.shape[1], r.shape[-1]
