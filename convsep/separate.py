@@ -78,8 +78,10 @@ class Separator:
                  block_hop: int | None = None, crossfade: str | None = None,
                  mask_power: float | None = None, segment_seconds: float = 5.0,
                  batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
-                 metadata: dict | None = None, backend=None):
+                 metadata: dict | None = None, backend=None, wiener_iterations: int | None = None):
         # backend: an exported model (convsep.export.ExportedBackend) run instead of ``model``
+        # wiener_iterations: EM steps of norbert's multichannel Wiener filter after the soft
+        # masks, per segment (None: the model file's "wiener_iterations", else 0: masks only)
         cfg = (backend or model).config
         self.device = resolve_device(device)
         self.backend = backend
@@ -104,6 +106,11 @@ class Separator:
         self.core_frames = core * self.block_hop
         self.outputs = list(outputs) if outputs is not None else plan_outputs(cfg.sources)
         self._weights = block_weights(cfg.context, self.crossfade, self.device)
+        if wiener_iterations is None:
+            wiener_iterations = self.metadata.get("wiener_iterations", 0)
+        if not isinstance(wiener_iterations, int) or not 0 <= wiener_iterations <= 10:
+            raise ConvSepError(f"wiener iterations must be an integer from 0 to 10, got {wiener_iterations!r}")
+        self.wiener_iterations = wiener_iterations
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
@@ -196,10 +203,13 @@ class Separator:
         last = stop + self.margin if frames is None else min(stop + self.margin, frames)
         segment = buffer[:, first * hop - buf_start:(last - 1) * hop + n_fft - buf_start]
         spec = stft.forward_padded(segment).transpose(-1, -2)               # (C, F_seg, bins)
-        estimates = self._estimate_frames(spec.abs())[:, :, start - first:stop - first]
-        stems = masked_mixtures(estimates, spec[:, start - first:stop - first],
-                                [o.sources for o in self.outputs], self.mask_power,
-                                overwrite=True)                              # (O, C, core, bins)
+        estimates = self._estimate_frames(spec.abs())
+        if self.wiener_iterations:
+            stems = self._wiener(estimates, spec)[:, :, start - first:stop - first]
+        else:
+            stems = masked_mixtures(estimates[:, :, start - first:stop - first], spec[:, start - first:stop - first],
+                                    [o.sources for o in self.outputs], self.mask_power,
+                                    overwrite=True)                          # (O, C, core, bins)
         signal = stft.frames_to_signal(stems.transpose(-1, -2))            # (O, C, len)
         if tail is not None:
             signal[..., :tail.shape[-1]] += tail
@@ -210,6 +220,21 @@ class Separator:
         final = final.mul_(env.clamp_min(1e-10).reciprocal_())
         lo, hi = max(start * hop, half), min(end, half + total)           # original samples only
         return final[..., lo - start * hop:hi - start * hop].float().cpu(), new_tail
+
+    def _wiener(self, estimates: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """Source magnitudes (S, C, frames, bins) and the mixture STFT (C, frames, bins) ->
+        output STFTs (O, C, frames, bins) by norbert's multichannel Wiener filter: soft masks,
+        then ``wiener_iterations`` EM updates of each source's spatial covariance. The whole
+        segment (its context frames too) informs the covariances. What the filter's
+        regularisation leaves of the mixture is shared equally, so the stems add up to it."""
+        import norbert
+
+        v = estimates.clamp_min(0).permute(2, 3, 1, 0).double().cpu().numpy()  # (frames, bins, C, S)
+        x = spec.permute(1, 2, 0).cdouble().cpu().numpy()                      # (frames, bins, C)
+        y = norbert.wiener(v, x, self.wiener_iterations, use_softmask=True)
+        y += (x - y.sum(-1))[..., None] / y.shape[-1]     # its regularisation leaves a residual: share it
+        y = torch.from_numpy(y).permute(3, 2, 0, 1).to(spec.device, spec.dtype)  # (S, C, frames, bins)
+        return torch.stack([y[list(o.sources)].sum(0) for o in self.outputs])
 
     # -- whole signals ----------------------------------------------------------------
     def separate_tensor(self, waveform: torch.Tensor) -> torch.Tensor:

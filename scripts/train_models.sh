@@ -46,7 +46,7 @@ OMP_NUM_THREADS=1 $PY -m convsep train "$CACHE" -o "$WORK/realtime/convsep-stere
 
 # 5. The default model for real music: step 2's model fine-tuned with real singing. MIR-1K's
 #    training singers are mixed into the batches (half the excerpts get a real voice; karaoke
-#    excerpts, a quarter of a batch, are scored as vocals / accompaniment), their loss stops at
+#    excerpts, a quarter then a whole batch more, are scored as vocals / accompaniment), their loss stops at
 #    the recordings' 8 kHz band; the held-out singers' real karaoke mixes pick the best epoch.
 #    a) on the original corpus, b) on the varied corpus (several GM banks, recorded drum kits,
 #    MIR-1K and Berklee voices, pedalboard production). MSE through the fused training step.
@@ -60,9 +60,9 @@ real=(--model convsep-stereo --loss mse --optimiser adam --lr 5e-4 --batch-size 
       --real-valid-clips 24 --device "$DEVICE" --steps-per-epoch 150 --epochs 1000 --valid-seconds 10
       --patience 0 --seed 0 --no-progress)
 $PY -m convsep train "$CACHE" -o "$WORK/runs/real-stage1" --init "$WORK/runs/convsep-stereo/best.pt" \
-    --max-minutes "$(minutes 25)" "${real[@]}"
+    --karaoke-share 0.25 --max-minutes "$(minutes 25)" "${real[@]}"
 $PY -m convsep train "$VARIED_CACHE" -o "$WORK/runs/real-stage2" --init "$WORK/runs/real-stage1/best.pt" \
-    --max-minutes "$(minutes 55)" "${real[@]}"
+    --karaoke-share 1.0 --max-minutes "$(minutes 40)" "${real[@]}"
 # Scores on the held-out singers (169 clips x voice at 0 and -5 dB), as in docs/results.md:
 #   $PY -m convsep evaluate --root "$MIR1K" --two-stems vocals --split valid --levels 0,-5 \
 #       -m default -m "$WORK/runs/real-stage2/best.pt" -o "$WORK/eval-mir1k"

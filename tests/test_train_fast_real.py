@@ -173,10 +173,10 @@ def test_evaluate_two_stems_mode(fake_mir1k, tmp_path, capsys):
     assert code == 0
     summary = json.loads((tmp_path / "ev" / "two_stems.json").read_text())
     row = summary["median"]["default"]
-    assert row["mixtures"] == 4                      # 2 held-out singers x 2 clips... at 2 levels / 2 clips
+    assert row["mixtures"] == 8                      # 2 held-out singers x 2 clips x 2 levels
     for key in ("vocals_global_sdr", "accompaniment_global_sdr", "vocals_sdr", "accompaniment_sdr"):
         assert np.isfinite(row[key])
     lines = (tmp_path / "ev" / "two_stems.csv").read_text().splitlines()
-    assert len(lines) == 1 + 4 and "-5.0" in lines[-1]
+    assert len(lines) == 1 + 8 and "-5.0" in lines[-1]
     assert "vocals_global_sdr" in capsys.readouterr().out
     assert main(["evaluate", "--root", str(tmp_path), "--two-stems", "vocals", "-o", str(tmp_path / "x")]) != 0

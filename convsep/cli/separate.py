@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "onnx", "torchscript"], default="torch",
                    help="run the model in PyTorch (default), or an exported .onnx/.ts file given with -m "
                         "(onnxruntime / TorchScript; a model file is exported in memory first)")
+    p.add_argument("--wiener", type=int, default=None, metavar="N",
+                   help="EM iterations of a multichannel Wiener filter after the masks (norbert), 0 to 10 "
+                        "(default: what the model file says, else 0)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
@@ -80,8 +83,9 @@ def _init_worker(options: dict, threads: int) -> None:
     global _worker_separator
     stop_on_signals()
     torch.set_num_threads(threads)
+    extra = {} if options.get("wiener") is None else {"wiener_iterations": options["wiener"]}
     _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
-                                      backend=options.get("backend"))
+                                      backend=options.get("backend"), **extra)
 
 
 def _separate_one(path: Path, track: str, options: dict):
@@ -113,6 +117,7 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("--threads must be at least 1")
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
+                   wiener=args.wiener,
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
                    allow_truncated=args.allow_truncated)
