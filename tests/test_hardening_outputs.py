@@ -193,6 +193,7 @@ def test_signal_during_a_command_runs_its_cleanup(tmp_path, capsys, sig):
     (``finally`` blocks run), exit code 128 + N, and the previous handlers come back."""
     from convsep.cli.failures import run_command
 
+    inherited = signal.signal(sig, signal.SIG_DFL)   # under nohup SIGHUP comes ignored, and stays so
     before = signal.getsignal(sig)
     marker = tmp_path / ".x.wav.1.tmp"
 
@@ -205,9 +206,12 @@ def test_signal_during_a_command_runs_its_cleanup(tmp_path, capsys, sig):
         finally:
             marker.unlink()
 
-    assert run_command(argparse.Namespace(command="test", func=command)) == 128 + sig
-    assert not marker.exists() and f"stopped by {signal.Signals(sig).name}" in capsys.readouterr().err
-    assert signal.getsignal(sig) == before
+    try:
+        assert run_command(argparse.Namespace(command="test", func=command)) == 128 + sig
+        assert not marker.exists() and f"stopped by {signal.Signals(sig).name}" in capsys.readouterr().err
+        assert signal.getsignal(sig) == before
+    finally:
+        signal.signal(sig, inherited)
 
 
 def test_stale_temporaries_of_dead_processes_are_removed_by_the_next_run(tmp_path, model_file):
