@@ -61,8 +61,8 @@ def recorded_instruments() -> dict[str, tuple[tuple[int, str], ...]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _sample(path: str) -> np.ndarray:
-    """A recording as mono float64 at 44.1 kHz, leading silence trimmed to 5 ms before the onset."""
+def read_recording(path: str) -> np.ndarray:
+    """A recording as mono float64 at 44.1 kHz (cached: do not modify it)."""
     import soundfile as sf
 
     x, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -71,6 +71,13 @@ def _sample(path: str) -> np.ndarray:
         import soxr
 
         x = soxr.resample(x, rate, SAMPLE_RATE)
+    return x
+
+
+@functools.lru_cache(maxsize=64)
+def _sample(path: str) -> np.ndarray:
+    """A recording as mono float64 at 44.1 kHz, leading silence trimmed to 5 ms before the onset."""
+    x = read_recording(path)
     peak = np.abs(x).max() if x.size else 0.0
     if peak > 0:
         onset = int(np.argmax(np.abs(x) > 0.05 * peak))

@@ -22,6 +22,7 @@ import numpy as np
 
 from convsep.errors import ConvSepError
 from convsep.synth.music import Song, chord_at
+from convsep.synth.sampler import read_recording
 
 SAMPLE_RATE = 44100
 MIR1K_BANDWIDTH_HZ = 8000
@@ -166,24 +167,11 @@ def berklee_vowels() -> tuple[tuple[str, str, str, int, str], ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=64)
-def _sample(path: str) -> np.ndarray:
-    import soundfile as sf
-
-    x, rate = sf.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1).astype(np.float64)
-    if rate != SAMPLE_RATE:
-        import soxr
-
-        x = soxr.resample(x, rate, SAMPLE_RATE)
-    return x
-
-
 def _pitched(path: str, semitones: float, n: int) -> np.ndarray:
     """The sample at ``path`` transposed by resampling, cut or padded to ``n`` with a fade."""
     import soxr
 
-    x = _sample(path)
+    x = read_recording(path)
     if semitones:
         x = soxr.resample(x, SAMPLE_RATE * 2 ** (semitones / 12), SAMPLE_RATE)
     y = np.zeros(n)
