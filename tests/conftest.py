@@ -117,3 +117,17 @@ def stems_folder(tmp_path_factory, make_stems_folder) -> Path:
     root = tmp_path_factory.mktemp("stems")
     make_stems_folder(root)
     return root
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """An untrained convsep-stereo model file (seed 0)."""
+    import torch
+
+    from convsep.modelfile import save_model
+    from convsep.models import ConvSep, preset
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "stereo.pt"
+    save_model(path, ConvSep(preset("convsep-stereo")))
+    return path

@@ -15,7 +15,6 @@ import convsep
 from convsep.cli import main
 from convsep.errors import ConvSepError
 from convsep.inputs import as_waveform, check_rate
-from convsep.modelfile import save_model
 from convsep.models import ConvSep, preset
 from convsep.separate import Separator
 
@@ -26,14 +25,6 @@ RATE = 44100
 def separator():
     torch.manual_seed(0)
     return Separator(ConvSep(preset("convsep-stereo")).eval())
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")))
-    return path
 
 
 def tone(seconds=0.5, channels=2) -> np.ndarray:

@@ -27,14 +27,6 @@ CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")))
-    return path
-
-
-@pytest.fixture(scope="module")
 def slow_model_file(tmp_path_factory):
     """A model with a block on every frame (15x the work per second): runs stay busy for
     seconds on short inputs, long enough to be stopped mid-separation on any machine."""
