@@ -94,7 +94,7 @@ class Cache:
             try:
                 audio = np.load(path, mmap_mode="r")
                 if audio.shape == (len(SOURCES), 2, total):
-                    return _readonly_tensor(audio)
+                    return readonly_tensor(audio)
             except (OSError, ValueError):
                 pass
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -111,7 +111,7 @@ class Cache:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise ConvSepError(f"{self.root}: cannot write {path.name} ({describe_os_error(exc).split(': ')[-1]})") from None
-        return _readonly_tensor(np.load(path, mmap_mode="r"))
+        return readonly_tensor(np.load(path, mmap_mode="r"))
 
     def __init__(self, root: Path, index: dict):
         self.root = root
@@ -174,7 +174,7 @@ class Cache:
         )
 
 
-def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
+def readonly_tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor over a read-only memory map (never written: the sampler only gathers)."""
     import warnings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 
 from convsep.data import mir1k
+from convsep.data.cache import readonly_tensor
 from convsep.errors import ConvSepError
+from convsep.outputs import remove_stale_folders
 
 INDEX = "index.json"
 FORMAT = "convsep-karaoke-cache"
@@ -56,9 +59,7 @@ class KaraokeBank:
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         device = torch.device(device)
         rms = torch.tensor(index["rms"], dtype=torch.float32, device=device)       # (clips, 2)
-        from convsep.data.cache import _readonly_tensor
-
-        return cls(_readonly_tensor(audio).to(device), torch.from_numpy(offsets).to(device),
+        return cls(readonly_tensor(audio).to(device), torch.from_numpy(offsets).to(device),
                    torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
 
     def sample(self, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -86,7 +87,9 @@ def _build(root, cache_dir: Path, split: str, rate: int) -> None:
         names.append(clip.name)
     tmp = cache_dir.parent / f".{cache_dir.name}.tmp-{os.getpid()}-{time.time_ns()}"
     try:
-        tmp.mkdir(parents=True)
+        cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_folders(cache_dir.parent, f".{cache_dir.name}.tmp")   # of runs killed earlier
+        tmp.mkdir()
         np.save(tmp / "pairs.npy", np.stack([np.concatenate(vocals), np.concatenate(accomp)]))
         (tmp / INDEX).write_text(json.dumps({
             "format": FORMAT, "split": split, "rate": rate, "bandwidth_hz": mir1k.BANDWIDTH_HZ,
@@ -98,9 +101,7 @@ def _build(root, cache_dir: Path, split: str, rate: int) -> None:
     except OSError as exc:
         raise ConvSepError(f"{cache_dir}: cannot write the karaoke cache ({exc.strerror})") from None
     finally:
-        if tmp.exists():
-            import shutil
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _rms(x: np.ndarray) -> float:
