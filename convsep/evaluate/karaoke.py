@@ -26,6 +26,21 @@ class KaraokeMixture:
     accompaniment: torch.Tensor   # (2, samples)
 
 
+def voice_gain(vocals_rms: float, accompaniment_rms: float, level_db: float) -> float:
+    """The gain that puts a voice of RMS ``vocals_rms`` at ``level_db`` against the accompaniment."""
+    return accompaniment_rms / vocals_rms * 10 ** (level_db / 20)
+
+
+def vocals_and_rest(separator, mixture: torch.Tensor, vocals: str = "vocals") -> torch.Tensor:
+    """A mixture (C, N) -> (2, C', N) on the CPU: the model's vocals and the sum of its other
+    stems (C' = the model's channels; a mono model gets the downmix)."""
+    if separator.config.channels == 1:
+        mixture = mixture.mean(0, keepdim=True)
+    estimates = separator.separate_tensor(mixture).cpu()                   # (S, C', N)
+    index = list(separator.config.sources).index(vocals)
+    return torch.stack([estimates[index], estimates.sum(0) - estimates[index]])
+
+
 def karaoke_mixtures(bank: KaraokeBank, clips: int | None = None, levels_db=LEVELS_DB,
                      max_seconds: float | None = None) -> list[KaraokeMixture]:
     """Mixtures of ``clips`` clips spread evenly over the bank (all when None), at each level."""
@@ -39,7 +54,7 @@ def karaoke_mixtures(bank: KaraokeBank, clips: int | None = None, levels_db=LEVE
         vocals, accomp = bank.audio[:, start:start + n].float().div(32767.0).cpu()
         v_rms, a_rms = bank.rms[i].tolist()
         for level in levels_db:
-            gain = a_rms / v_rms * 10 ** (level / 20)
+            gain = voice_gain(v_rms, a_rms, level)
             out.append(KaraokeMixture(bank.names[i], level, (vocals * gain).expand(2, -1).contiguous(),
                                       accomp.expand(2, -1).contiguous()))
     return out
@@ -48,17 +63,11 @@ def karaoke_mixtures(bank: KaraokeBank, clips: int | None = None, levels_db=LEVE
 @torch.no_grad()
 def score_karaoke(separator, mixtures: list[KaraokeMixture], vocals: str = "vocals") -> dict:
     """{"vocals": median SDR, "accompaniment": median SDR, "per_mixture": [...]} (dB)."""
-    index = list(separator.config.sources).index(vocals)
     rows = []
     for m in mixtures:
-        mixture = m.vocals + m.accompaniment
-        if separator.config.channels == 1:
-            mixture = mixture.mean(0, keepdim=True)
-        estimates = separator.separate_tensor(mixture).cpu()               # (S, C, L)
-        est_vocals = estimates[index]
-        est_accomp = estimates.sum(0) - est_vocals
-        refs = torch.stack([m.vocals[:est_vocals.shape[0]], m.accompaniment[:est_vocals.shape[0]]])
-        ests = torch.stack([est_vocals, est_accomp])
+        ests = vocals_and_rest(separator, m.vocals + m.accompaniment, vocals)   # (2, C, L)
+        channels = ests.shape[1]
+        refs = torch.stack([m.vocals[:channels], m.accompaniment[:channels]])
         sdr = global_sdr(refs.transpose(1, 2), ests.transpose(1, 2)).tolist()
         rows.append({"clip": m.name, "level_db": m.level_db, "vocals": sdr[0], "accompaniment": sdr[1]})
     return {

@@ -28,6 +28,7 @@ import torch
 from convsep.audio import SAMPLE_RATE, read_audio
 from convsep.data import mir1k
 from convsep.errors import ConvSepError
+from convsep.evaluate.karaoke import vocals_and_rest, voice_gain
 from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes
 
@@ -125,15 +126,12 @@ def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Pa
         v_rms, a_rms = _rms(voc), _rms(acc)
         for level in levels:
             if level is not None and v_rms > 0:
-                voc_l = (voc * (a_rms / v_rms * 10 ** (level / 20))).astype(np.float32)
+                voc_l = (voc * voice_gain(v_rms, a_rms, level)).astype(np.float32)
             else:
                 voc_l = voc
             refs = torch.from_numpy(np.stack([voc_l, acc]))                     # (2, C, N)
-            mixture = refs.sum(0)
             for name, sep in separators.items():
-                est = sep.separate_tensor(mixture if sep.config.channels == 2 else mixture.mean(0, keepdim=True)).cpu()
-                index = list(sep.config.sources).index(vocals)
-                ests = torch.stack([est[index], est.sum(0) - est[index]])
+                ests = vocals_and_rest(sep, refs.sum(0), vocals)
                 r = refs if sep.config.channels == 2 else refs.mean(1, keepdim=True)
                 row = {"model": name, "pair": pair.name, "level_db": level}
                 g = global_sdr(r.transpose(1, 2), ests.transpose(1, 2)).tolist()
