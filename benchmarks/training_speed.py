@@ -21,6 +21,7 @@ reported (on a loaded machine the CPU time is the steadier figure).
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import statistics
 import sys
@@ -63,6 +64,7 @@ def autocast(device: torch.device, precision: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="convsep-stereo")
+    parser.add_argument("--model-config", default="{}", help='overrides of the preset, e.g. \'{"conv1_filters": 96}\'')
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=None, help="excerpts per step (default 16 on CPU, 1024 on CUDA)")
     parser.add_argument("--blocks-per-excerpt", type=int, default=4)
@@ -82,7 +84,7 @@ def main() -> None:
     precisions = args.precision or (["fp32", "bf16"] if cuda else ["fp32"])
     sync = synchronizer(args.device)
 
-    cfg = preset(args.preset)
+    cfg = preset(args.preset, **json.loads(args.model_config))
     torch.manual_seed(0)
     model = ConvSep(cfg).to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)

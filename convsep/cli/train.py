@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a ConvSep model on MUSDB18, MUSDB18-HQ or a folder of stems",
                               description="Train a model. ROOT is a dataset (MUSDB18 .stem.mp4, MUSDB18-HQ with "
                                           "--is-wav, the synthetic corpus, a folder of stems) or a prepared cache.")
-    p.add_argument("root", help="dataset root or prepared cache (convsep prepare)")
+    p.add_argument("root", nargs="+", help="dataset root or prepared cache (convsep prepare); several are "
+                                           "trained on together (their validation splits too)")
     p.add_argument("-o", "--outdir", default=d.outdir, help=f"run folder: best.pt, last.ckpt, history.json, tb/ (default {d.outdir})")
     p.add_argument("--cache", default=None, help="where to prepare the decoded cache (default OUTDIR/cache)")
     p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (wav) instead of .stem.mp4")
@@ -110,7 +111,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         raise ConvSepError(f"--model-config: {exc}") from None
     resolve_device(args.device)
     return TrainConfig(
-        root=args.root, outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
+        root=args.root[0], extra_roots=list(args.root[1:]), outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
         model=args.model, model_overrides=overrides, loss=args.loss,
         frequency_weighting=args.frequency_weighting, optimiser=args.optimiser, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, grad_clip=args.grad_clip,

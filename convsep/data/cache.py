@@ -225,6 +225,36 @@ def open_cache(cache_dir: str | os.PathLike) -> Cache:
     return cache
 
 
+def merge_caches(caches: Sequence[Cache], folder: str | os.PathLike) -> Cache:
+    """Several prepared caches as one (training on several datasets at once).
+
+    Track files stay where they are (the merged tracks name them by absolute path); ``folder``
+    receives the merged cache's concatenated arrays. Track names get their cache's folder name
+    as a prefix when two caches share a name.
+    """
+    if len(caches) == 1:
+        return caches[0]
+    rates = {c.rate for c in caches}
+    if len(rates) > 1:
+        raise ConvSepError(f"the datasets have different sample rates ({', '.join(map(str, sorted(rates)))} Hz)")
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConvSepError(describe_os_error(exc)) from None
+    names = [t.name for c in caches for t in c.tracks]
+    clash = len(set(names)) < len(names)
+    tracks = []
+    for c in caches:
+        for t in c.tracks:
+            merged = dict(asdict(t), file=str((c.root / t.file).resolve()))
+            if clash:
+                merged["name"] = f"{c.root.name}/{t.name}"
+            tracks.append(merged)
+    subsets = sorted({s for c in caches for s in c.subsets})
+    return Cache(folder, {"rate": caches[0].rate, "sources": list(SOURCES), "subsets": subsets, "tracks": tracks})
+
+
 def _encode(track: Track, path: str, rate: int) -> tuple[int, float]:
     """Decode ``track`` and save it as int16; returns (num_samples, scale)."""
     audio = load_sources(track, rate)

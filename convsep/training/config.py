@@ -15,6 +15,7 @@ SCHEDULES = ("none", "cosine", "plateau")
 @dataclass
 class TrainConfig:
     root: str = ""                      # dataset root, or a prepared cache folder
+    extra_roots: list = field(default_factory=list)   # more datasets or caches, trained on with root
     outdir: str = "runs/convsep"
     cache: str | None = None            # where to prepare the cache (default OUTDIR/cache)
     is_wav: bool = False

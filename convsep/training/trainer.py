@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
+from convsep.data.cache import merge_caches
 from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
 from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
 from convsep.errors import ConvSepError
@@ -20,6 +21,7 @@ from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes, load_model, save_model
 from convsep.realtime import causal_separate
 from convsep.models import ConvSep, preset
+from convsep.models.widen import WIDTHS, widen, widening_problem
 from convsep.separate import Separator
 from convsep.training import distributed
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
@@ -100,21 +102,36 @@ class Trainer:
                 raise ConvSepError(f"{self.outdir}: cannot write the output folder ({exc.strerror})") from None
 
     def _initialise(self, path: str) -> None:
-        """Starts from a model file's weights (fine-tuning); its config must be the run's."""
+        """Starts from a model file's weights (fine-tuning). Its config must be the run's, or
+        the same with wider layers: then it is widened without changing its function."""
         model, _ = load_model(path)
         diff = config_difference(model.config.to_dict(), self.model_config.to_dict())
-        if diff:
+        if diff and widening_problem(model.config, self.model_config) is None:
+            model = widen(model, self.model_config)
+            if self.ctx.is_main:
+                widths = ", ".join(f"{n} {getattr(model.config, n)}" for n in WIDTHS)
+                print(f"train: --init {path}: widened to {widths} (same function)")
+        elif diff:
             raise ConvSepError(f"--init {path}: the model was made with another config "
-                               f"({diff.replace('checkpoint', 'file')}); use its --model and --model-config")
+                               f"({diff.replace('checkpoint', 'file')}); use its --model and --model-config, "
+                               "or wider conv1_filters / conv2_filters / bottleneck")
         self.model.load_state_dict(model.state_dict())
 
     def _open_data(self):
-        root = Path(self.config.root)
-        if not self.config.root or not root.exists():
+        """The run's data: ROOT, plus each of ``extra_roots`` merged into one cache."""
+        roots = [self.config.root, *self.config.extra_roots]
+        caches = [self._open_dataset(root, n) for n, root in enumerate(roots)]
+        return merge_caches(caches, self.outdir / "merged-cache") if len(caches) > 1 else caches[0]
+
+    def _open_dataset(self, root_text: str, n: int):
+        root = Path(root_text)
+        if not root_text or not root.exists():
             raise ConvSepError(f"{root}: no such dataset folder")
         if (root / "index.json").exists():
             return open_cache(root)
         cache_dir = Path(self.config.cache) if self.config.cache else self.outdir / "cache"
+        if n:
+            cache_dir = cache_dir.with_name(f"{cache_dir.name}-{n}")
         if self.ctx.is_main:
             prepare_cache(root, cache_dir, subsets=("train",), is_wav=self.config.is_wav,
                           layout=self.config.layout, progress=self.progress)
@@ -180,7 +197,7 @@ class Trainer:
 
     def _metadata(self, scores: dict) -> dict:
         return {
-            "trained_on": self.config.root,
+            "trained_on": [self.config.root, *self.config.extra_roots] if self.config.extra_roots else self.config.root,
             "steps": self.step,
             "epochs": self.step // self.config.steps_per_epoch,
             "blocks_seen": self.step * self.config.batch_size * self.config.blocks_per_excerpt * self.ctx.world_size,
