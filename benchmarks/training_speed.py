@@ -5,11 +5,14 @@ Each setting is a full step: a ``DeviceCache`` of int16 stems on the device (ran
 same layout as a prepared corpus) -> ``ExcerptSampler`` with every augmentation -> STFT ->
 model -> soft masks -> MSE -> backward -> Adam.
 
-- ``reference``: the step as it was first written: the whole batch at once through plain
-  autograd (``LossComputer(fused=False, micro_batch=0)``);
-- ``fused``: the last decoder layer, masks and loss as one autograd function, magnitudes in
-  its layout, micro-batches of ``--micro-batch`` excerpts (the trainer's default path);
-- ``--precision bf16`` adds both under bf16 autocast.
+- ``reference``: the step as it was first written: the batch gathered in one indexing op
+  (``ExcerptSampler(gather="index")``), then the whole batch at once through plain autograd
+  (``LossComputer(fused=False, micro_batch=0)``);
+- ``fused``: the trainer's path: the batch gathered row by row on the CPU, the last decoder
+  layer, masks and loss as one autograd function, magnitudes in its layout, micro-batches
+  of ``--micro-batch`` excerpts;
+- ``--precision bf16`` adds both with bfloat16 matrix products (``LossComputer(precision=)``,
+  ``convsep train --precision bf16``); speed-ups are against fp32 ``reference``.
 
 Settings are interleaved over ``--repeats`` rounds and the median is kept, so a machine
 shared with other jobs slows each alike; both wall time and the process's CPU time are
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import contextlib
 import statistics
 import sys
 import time
@@ -55,12 +57,6 @@ def synthetic_cache(device: torch.device, tracks: int = 8, seconds: float = 60.0
                        rate=RATE)
 
 
-def autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="convsep-stereo")
@@ -69,7 +65,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="excerpts per step (default 16 on CPU, 1024 on CUDA)")
     parser.add_argument("--blocks-per-excerpt", type=int, default=4)
     parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--precision", nargs="+", default=None, help="fp32 and/or bf16 (default: fp32 on CPU, both on CUDA)")
+    parser.add_argument("--precision", nargs="+", default=None, help="fp32 and/or bf16 (default: both; fp32 is always run, as the baseline)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -81,43 +77,48 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     batch = args.batch or (1024 if cuda else 16)
-    precisions = args.precision or (["fp32", "bf16"] if cuda else ["fp32"])
+    precisions = ["fp32"] + [p for p in (args.precision or ["bf16"]) if p != "fp32"]
     sync = synchronizer(args.device)
 
     cfg = preset(args.preset, **json.loads(args.model_config))
     torch.manual_seed(0)
     model = ConvSep(cfg).to(device).train()
     optimiser = torch.optim.Adam(model.parameters(), 1e-3)
-    paths = {"reference": LossComputer(model, "mse", device=device, fused=False, micro_batch=0),
-             "fused": LossComputer(model, "mse", device=device, fused=True, micro_batch=args.micro_batch)}
-    sampler = ExcerptSampler(synthetic_cache(device), excerpt_samples(cfg, args.blocks_per_excerpt), batch,
-                             AugmentConfig(), generator=0)
+    cache = synthetic_cache(device)
+    samples = excerpt_samples(cfg, args.blocks_per_excerpt)
+    samplers = {gather: ExcerptSampler(cache, samples, batch, AugmentConfig(), generator=0, gather=gather)
+                for gather in ("index", "auto")}
+    paths = {(path, precision): (LossComputer(model, "mse", device=device, fused=path == "fused",
+                                              micro_batch=args.micro_batch if path == "fused" else 0,
+                                              precision=precision),
+                                 samplers["index" if path == "reference" else "auto"])
+             for precision in precisions for path in ("reference", "fused")}
     blocks_per_step = batch * args.blocks_per_excerpt
 
-    def step(loss_of: LossComputer, precision: str) -> None:
+    def step(setting) -> None:
+        loss_of, sampler = paths[setting]
         sources = sampler.sample()
         optimiser.zero_grad(set_to_none=True)
-        with autocast(device, precision):
-            loss_of.backward(model, sources)
+        loss_of.backward(model, sources)
         optimiser.step()
 
-    settings = [(path, precision) for precision in precisions for path in paths]
+    settings = list(paths)
     wall = {s: [] for s in settings}
     cpu = {s: [] for s in settings}
     for s in settings:                                                    # warm-up
-        step(paths[s[0]], s[1])
+        step(s)
     for _ in range(args.repeats):
         for s in settings:
             sync()
             w0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
-                step(paths[s[0]], s[1])
+                step(s)
             sync()
             wall[s].append((time.perf_counter() - w0) / args.steps)
             cpu[s].append((time.process_time() - c0) / args.steps)
     results, rows = [], []
-    base = statistics.median(wall[("reference", precisions[0])])
-    base_cpu = statistics.median(cpu[("reference", precisions[0])])
+    base = statistics.median(wall[("reference", "fp32")])
+    base_cpu = statistics.median(cpu[("reference", "fp32")])
     for s in settings:
         w, c = statistics.median(wall[s]), statistics.median(cpu[s])
         results.append({"path": s[0], "precision": s[1], "batch_excerpts": batch, "blocks_per_step": blocks_per_step,
@@ -130,7 +131,7 @@ def main() -> None:
                  "speed-up (wall)", "speed-up (CPU)"], rows)
     write_results(args.name or f"training_speed_{device.type}",
                   {"machine": info, "preset": args.preset, "threads": torch.get_num_threads(),
-                   "excerpt_samples": sampler.excerpt_samples, "results": results})
+                   "excerpt_samples": samples, "results": results})
 
 
 if __name__ == "__main__":

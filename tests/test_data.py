@@ -306,6 +306,15 @@ def test_sampler_gathers_augmented_channels_in_one_op(prepared):
                                apply(s.excerpts(track, start), channels, factor))
 
 
+def test_row_copies_and_one_indexing_op_gather_the_same_batches(prepared):
+    cache = prepared.to_device("cpu", split=None)
+    rows, index = (ExcerptSampler(cache, 4096, 5, AugmentConfig(), 7, gather=g) for g in ("rows", "index"))
+    for _ in range(3):
+        assert torch.equal(rows.sample(), index.sample())
+    with pytest.raises(ConvSepError, match="gather must be"):
+        ExcerptSampler(cache, 4096, 5, gather="fast")
+
+
 def test_augment_config_json_and_validation():
     cfg = AugmentConfig(cross_song_p=0.2, gain_min=1.0, gain_max=1.0)
     assert not cfg.gain_active

@@ -52,6 +52,9 @@ def register(subparsers) -> None:
                    help="train for causal inference with N frames of look-ahead (score block position context-1-N)")
     p.add_argument("--micro-batch", type=int, default=d.micro_batch,
                    help=f"excerpts per micro-batch; gradients accumulate to the same step (default {d.micro_batch}; 0: whole batch)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+                   help="bf16: matrix products with bfloat16 operands, float32 elsewhere (faster on CPUs with "
+                        "AMX and on GPUs; see docs/benchmarks.md)")
     p.add_argument("--mir1k", default=None, metavar="ROOT",
                    help="MIR-1K folder (vocals/, accompaniment/): real singing of its training singers mixed into "
                         "the batches, its held-out singers scored after each epoch (e.g. ../shared/data/real/mir1k)")
@@ -118,7 +121,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
-        max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch,
+        max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
         mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p,
         karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,

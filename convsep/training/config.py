@@ -41,6 +41,7 @@ class TrainConfig:
     init: str | None = None             # model file whose weights start the run (fine-tuning)
     lookahead: int | None = None        # score only block position context-1-N (causal inference)
     micro_batch: int = 8                # excerpts per micro-batch of a step (0: the whole batch)
+    precision: str = "fp32"             # "bf16": matrix products with bfloat16 operands
     mir1k: str | None = None            # MIR-1K root: real voices in training and validation
     karaoke_cache: str | None = None    # where its decoded clips are kept (default OUTDIR/karaoke-*)
     real_vocals_p: float = 0.5          # share of excerpts whose vocals become MIR-1K singing
@@ -67,6 +68,8 @@ class TrainConfig:
             problems.append("lr must be positive")
         if self.lookahead is not None and self.lookahead < 0:
             problems.append("lookahead must be at least 0")
+        if self.precision not in ("fp32", "bf16"):
+            problems.append("precision must be fp32 or bf16")
         if self.micro_batch < 0:
             problems.append("micro_batch must be at least 0")
         if not 0 <= self.real_vocals_p <= 1 or not 0 <= self.karaoke_share <= 4:

@@ -35,20 +35,26 @@ class DecoderMaskMSE(torch.autograd.Function):
     hidden: (S, N, f1) — the last decoder layer's input, one row per (block, frame);
     w1: (S, f1, C, F); bias: (S, C) or None; mixture X: (C, N, F); targets T: (C, G, N, F);
     weights: None or broadcastable to (C, G, N, F); groups: None (G = S) or a tuple of
-    tuples of source indices. Returns a scalar.
+    tuples of source indices; bf16: the three matrix products take bfloat16 operands
+    (float32 accumulation, AMX on recent x86 CPUs); everything else stays float32.
+    Returns a scalar.
     """
 
     @staticmethod
-    def forward(ctx, hidden, w1, bias, mixture, targets, weights, groups, scale):
+    def forward(ctx, hidden, w1, bias, mixture, targets, weights, groups, scale, bf16):
         S, N, f1 = hidden.shape
         C, F = w1.shape[2], w1.shape[3]
-        y = hidden.new_empty(C, S, N, F)
+        # relu(z) + eps == max(z + eps, eps): the bias and eps are added in one go.
+        shift = (bias.to(w1.dtype) if bias is not None else w1.new_zeros(S, C)) + EPS
+        y = w1.new_empty(C, S, N, F)
+        operand = torch.bfloat16 if bf16 else w1.dtype
+        h, w = hidden.to(operand), w1.to(operand)
         for c in range(C):
-            if bias is None:
-                torch.bmm(hidden, w1[:, :, c], out=y[c])
+            if bf16:
+                torch.add(torch.bmm(h, w[:, :, c]), shift[:, c, None, None], out=y[c])
             else:
-                torch.baddbmm(bias[:, c, None, None].expand(S, N, F), hidden, w1[:, :, c], out=y[c])
-        P = y.clamp_min_(0).add_(EPS)                                   # relu, then + eps
+                torch.baddbmm(shift[:, c, None, None].expand(S, N, F), h, w[:, :, c], out=y[c])
+        P = y.clamp_min_(EPS)
         inv_d = P.sum(1).reciprocal_()                                  # (C, N, F)
         ratio = mixture * inv_d                                         # X / D
         error = _grouped_estimates(P, ratio, groups).sub_(targets)        # E (C, G, N, F)
@@ -57,13 +63,14 @@ class DecoderMaskMSE(torch.autograd.Function):
         loss = torch.dot(weighted.reshape(-1), error.reshape(-1)) * (scale / count)
         weighted.mul_(2.0 * scale / count)                              # G
         ctx.groups = groups
-        ctx.save_for_backward(hidden, w1, P, inv_d, ratio, weighted)
+        ctx.dtypes = hidden.dtype, w1.dtype
+        ctx.save_for_backward(h, w, P, inv_d, ratio, weighted)
         ctx.has_bias = bias is not None
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):
-        hidden, w1, P, inv_d, ratio, G = ctx.saved_tensors
+        h, w, P, inv_d, ratio, G = ctx.saved_tensors
         groups = ctx.groups
         C, S = P.shape[:2]
         # sum_g M_g G_g = inv_d * sum_s P_s G_{g(s)}
@@ -79,17 +86,19 @@ class DecoderMaskMSE(torch.autograd.Function):
         grad = expanded.sub(common[:, None]) if groups is not None else expanded.sub_(common[:, None])
         grad.mul_(ratio[:, None]).mul_(grad_loss)
         grad = torch.ops.aten.threshold_backward(grad, P, EPS)          # the ReLU: 0 where P <= eps
-        grad_hidden = torch.zeros_like(hidden)
-        grad_w1 = w1.new_empty(C, *w1.shape[:2], w1.shape[3])              # (C, S, f1, F)
-        for c in range(C):
-            grad_hidden.baddbmm_(grad[c], w1[:, :, c].transpose(1, 2))
-            torch.bmm(hidden.transpose(1, 2), grad[c], out=grad_w1[c])
-        grad_w1 = grad_w1.permute(1, 2, 0, 3).contiguous()
         grad_bias = grad.sum((2, 3)).T.contiguous() if ctx.has_bias else None
-        return grad_hidden, grad_w1, grad_bias, None, None, None, None, None
+        grad_z = grad.to(h.dtype)
+        hidden_dtype, dtype = ctx.dtypes
+        grad_hidden = torch.zeros(h.shape, dtype=dtype, device=h.device)
+        grad_w1 = torch.empty((C, *w.shape[:2], w.shape[3]), dtype=dtype, device=h.device)
+        for c in range(C):
+            grad_hidden.add_(torch.bmm(grad_z[c], w[:, :, c].transpose(1, 2)))
+            grad_w1[c].copy_(torch.bmm(h.transpose(1, 2), grad_z[c]))
+        grad_w1 = grad_w1.permute(1, 2, 0, 3).contiguous()               # (S, f1, C, F)
+        return (grad_hidden.to(hidden_dtype), grad_w1, grad_bias, None, None, None, None, None, None)
 
 
-def decoder_mask_mse(hidden, w1, bias, mixture, targets, weights=None, groups=None, scale=1.0):
+def decoder_mask_mse(hidden, w1, bias, mixture, targets, weights=None, groups=None, scale=1.0, bf16=False):
     """See ``DecoderMaskMSE``; groups given as a sequence of sequences of source indices."""
     groups = None if groups is None else tuple(tuple(int(s) for s in g) for g in groups)
-    return DecoderMaskMSE.apply(hidden, w1, bias, mixture, targets, weights, groups, float(scale))
+    return DecoderMaskMSE.apply(hidden, w1, bias, mixture, targets, weights, groups, float(scale), bool(bf16))

@@ -31,6 +31,7 @@ from convsep.spectral import STFT
 from convsep.training.fused import decoder_mask_mse
 
 FUSED_LOSSES = ("mse",)
+PRECISIONS = ("fp32", "bf16")
 
 
 def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
@@ -74,11 +75,14 @@ class LossComputer:
     ``lookahead``: None scores every frame of each block; an integer L scores only block
     position ``context - 1 - L``, the frame that causal inference with L frames of
     look-ahead takes from each block. ``micro_batch``: excerpts per micro-batch in
-    ``backward`` (0: the whole batch at once).
+    ``backward`` (0: the whole batch at once). ``precision``: "fp32", or "bf16": matrix
+    products and convolutions take bfloat16 operands (autocast; the fused path's last layer
+    too), while STFT, masks, loss and gradients accumulate in float32.
     """
 
     def __init__(self, model: ConvSep, loss: str = "mse", weighted: bool = False, device=None,
-                 lookahead: int | None = None, fused: bool = True, micro_batch: int = 4):
+                 lookahead: int | None = None, fused: bool = True, micro_batch: int = 4,
+                 precision: str = "fp32"):
         cfg = model.config
         self.config = cfg
         self.stft = STFT(cfg.n_fft, cfg.hop)
@@ -89,6 +93,12 @@ class LossComputer:
         self.lookahead = lookahead
         self.fused = fused and loss in FUSED_LOSSES and cfg.mask_power == 1.0
         self.micro_batch = micro_batch
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.bf16 = precision == "bf16"
+
+    def _autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _position(self) -> slice:
         T = self.config.context
@@ -131,7 +141,8 @@ class LossComputer:
     def reference_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
         cfg = self.config
         mix, src = batch_to_blocks(sources, self.stft, cfg.context)        # (N, C, T, F), (N, S, C, T, F)
-        output = model(mix)
+        with self._autocast(mix.device):
+            output = model(mix).float()
         estimates = masked_estimates(output, mix * cfg.input_scale, cfg.mask_power)
         targets = src * cfg.input_scale
         position = self._position()
@@ -168,7 +179,8 @@ class LossComputer:
             mixture, targets = mixture[:, :, :k * T], targets[:, :, :, :k * T]
         N = B * k
         blocks = mixture.reshape(C, N, T, F).transpose(0, 1)                # (N, C, T, F) view
-        hidden = model(blocks.contiguous(), last_layer=False)               # (N, S, f1, T)
+        with self._autocast(blocks.device):
+            hidden = model(blocks.contiguous(), last_layer=False)           # (N, S, f1, T)
         module = model.module if hasattr(model, "module") else model       # under DDP
         position = self._position()
         rows = position.stop - position.start
@@ -182,4 +194,4 @@ class LossComputer:
             weights = self.weights if weights is None else weights * self.weights
         _, w1 = module._decoder_weights()
         return decoder_mask_mse(hidden, w1, module._output_bias(), mixture, targets, weights, groups,
-                                cfg.input_scale ** 2)
+                                cfg.input_scale ** 2, bf16=self.bf16)

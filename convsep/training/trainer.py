@@ -67,7 +67,8 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
         self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device,
-                                    lookahead=config.lookahead, micro_batch=config.micro_batch)
+                                    lookahead=config.lookahead, micro_batch=config.micro_batch,
+                                    precision=config.precision)
         self.optimiser = _optimiser(config, self.model.parameters())
         self.scheduler = _scheduler(config, self.optimiser)
         self.cache = self._open_data()
