@@ -3,9 +3,11 @@ convolution, its ReLU, the soft masks, the grouping of sources and the (weighted
 forward and backward, as one autograd function.
 
 Autograd would keep and revisit about thirty tensors of the output's size (sources x
-channels x frames x bins per block); here the forward makes three passes over them and the
-backward six, in a layout that the matrix products write and read contiguously:
-(channels, sources, blocks, frames, bins).
+channels x frames x bins per block); here the forward makes four passes over them besides the
+matrix product and the backward four, in a layout that the matrix products write and read
+contiguously: (channels, sources, blocks, frames, bins). The scalar factors of the gradient
+are folded into small (channels, blocks x frames, bins) tensors before the one pass that
+forms it.
 
 Notation: z = h w1 + b (pre-activation), y = relu(z), P = y + eps, D = sum_s P_s,
 m_s = P_s / D (the soft masks of ``convsep.masks``), M_g = sum_{s in g} m_s,
@@ -19,14 +21,6 @@ from typing import Sequence
 import torch
 
 from convsep.masks import EPS
-
-
-def _grouped_estimates(P: torch.Tensor, ratio: torch.Tensor, groups) -> torch.Tensor:
-    """P (C, S, N, F) and X / D (C, N, F) -> M_g X (C, G, N, F), a new tensor."""
-    if groups is None:
-        return P * ratio[:, None]
-    summed = torch.stack([P[:, list(g)].sum(1) for g in groups], dim=1)
-    return summed.mul_(ratio[:, None])
 
 
 class DecoderMaskMSE(torch.autograd.Function):
@@ -44,7 +38,7 @@ class DecoderMaskMSE(torch.autograd.Function):
     def forward(ctx, hidden, w1, bias, mixture, targets, weights, groups, scale, bf16):
         S, N, f1 = hidden.shape
         C, F = w1.shape[2], w1.shape[3]
-        # relu(z) + eps == max(z + eps, eps): the bias and eps are added in one go.
+        # relu(z) + eps == max(z + eps, eps): bias and eps are added in one pass.
         shift = (bias.to(w1.dtype) if bias is not None else w1.new_zeros(S, C)) + EPS
         y = w1.new_empty(C, S, N, F)
         operand = torch.bfloat16 if bf16 else w1.dtype
@@ -57,34 +51,36 @@ class DecoderMaskMSE(torch.autograd.Function):
         P = y.clamp_min_(EPS)
         inv_d = P.sum(1).reciprocal_()                                  # (C, N, F)
         ratio = mixture * inv_d                                         # X / D
-        error = _grouped_estimates(P, ratio, groups).sub_(targets)        # E (C, G, N, F)
-        count = error.numel()
-        weighted = error if weights is None else error * weights
-        loss = torch.dot(weighted.reshape(-1), error.reshape(-1)) * (scale / count)
-        weighted.mul_(2.0 * scale / count)                              # G
+        masks = P if groups is None else torch.stack([P[:, list(g)].sum(1) for g in groups], dim=1)
+        neg_error = torch.addcmul(targets, masks, ratio[:, None], value=-1)   # -E = T - M X
+        weighted = neg_error if weights is None else neg_error * weights
+        count = neg_error.numel()
+        loss = torch.dot(weighted.reshape(-1), neg_error.reshape(-1)) * (scale / count)
         ctx.groups = groups
         ctx.dtypes = hidden.dtype, w1.dtype
+        ctx.g_factor = -2.0 * scale / count                             # G = g_factor * weighted
         ctx.save_for_backward(h, w, P, inv_d, ratio, weighted)
         ctx.has_bias = bias is not None
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):
-        h, w, P, inv_d, ratio, G = ctx.saved_tensors
+        h, w, P, inv_d, ratio, weighted = ctx.saved_tensors
         groups = ctx.groups
         C, S = P.shape[:2]
-        # sum_g M_g G_g = inv_d * sum_s P_s G_{g(s)}
         if groups is None:
-            expanded = G
+            expanded = weighted
         else:
             owner = [0] * S
             for g, members in enumerate(groups):
                 for s in members:
                     owner[s] = g
-            expanded = G[:, owner]                                      # (C, S, N, F)
-        common = (P * expanded).sum(1).mul_(inv_d)                      # (C, N, F)
-        grad = expanded.sub(common[:, None]) if groups is not None else expanded.sub_(common[:, None])
-        grad.mul_(ratio[:, None]).mul_(grad_loss)
+            expanded = weighted[:, owner]                               # (C, S, N, F)
+        # dz_s = k (X / D) (G'_s - sum_s' P_s' G'_s' / D), with G = k' G', k = grad x g_factor:
+        # one pass over the (C, S, N, F) tensors once the (C, N, F) factors are formed.
+        rk = ratio * (grad_loss * ctx.g_factor)
+        common = (P * expanded).sum(1).mul_(inv_d).mul_(rk)             # (C, N, F)
+        grad = torch.addcmul(common.neg_()[:, None], expanded, rk[:, None])
         grad = torch.ops.aten.threshold_backward(grad, P, EPS)          # the ReLU: 0 where P <= eps
         grad_bias = grad.sum((2, 3)).T.contiguous() if ctx.has_bias else None
         grad_z = grad.to(h.dtype)

@@ -142,7 +142,7 @@ class LossComputer:
         cfg = self.config
         mix, src = batch_to_blocks(sources, self.stft, cfg.context)        # (N, C, T, F), (N, S, C, T, F)
         with self._autocast(mix.device):
-            output = model(mix).float()
+            output = model(mix).to(mix.dtype)
         estimates = masked_estimates(output, mix * cfg.input_scale, cfg.mask_power)
         targets = src * cfg.input_scale
         position = self._position()
