@@ -119,7 +119,8 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
         bar = tqdm(total=reader.info.seconds, unit="s", disable=not progress, leave=False,
                    desc=track_name(path)[:30], bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
         with bar:
-            for chunk in separator.stream(reader.chunks()):
+            gain = separator.gain_for_rms(reader.rms()) if separator.input_level_db is not None else 1.0
+            for chunk in separator.stream(reader.chunks(), gain):
                 total += chunk.shape[-1]
                 for (name, writer), stem in zip(writers.items(), chunk.numpy()):
                     if resamplers:

@@ -8,6 +8,7 @@ are decoded by ffmpeg through a pipe.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -247,6 +248,17 @@ class AudioReader:
                                "pass --allow-truncated to separate what decodes")
         warnings.warn(f"{self.path}: TRUNCATED OR DAMAGED: {problem}; using what decodes "
                       "(--allow-truncated)", stacklevel=3)
+
+    def rms(self, block: int = 1 << 18) -> float:
+        """The RMS of the whole file (its first two channels, as stored), by one decoding pass."""
+        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+                  else _ffmpeg_chunks(self.path, self.info, block, []))
+        total, count = 0.0, 0
+        for chunk in source:
+            chunk = chunk[:2].astype(np.float64)
+            total += float(np.square(chunk).sum())
+            count += chunk.size
+        return math.sqrt(total / count) if count and math.isfinite(total) else 0.0
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []

@@ -78,10 +78,14 @@ class Separator:
                  block_hop: int | None = None, crossfade: str | None = None,
                  mask_power: float | None = None, segment_seconds: float = 5.0,
                  batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
-                 metadata: dict | None = None, backend=None, wiener_iterations: int | None = None):
+                 metadata: dict | None = None, backend=None, wiener_iterations: int | None = None,
+                 input_level_db: float | bool | None = None):
         # backend: an exported model (convsep.export.ExportedBackend) run instead of ``model``
         # wiener_iterations: EM steps of norbert's multichannel Wiener filter after the soft
         # masks, per segment (None: the model file's "wiener_iterations", else 0: masks only)
+        # input_level_db: the RMS level (dBFS) whole signals are brought to before the model
+        # sees them (the level its training mixtures had; the masks still apply to the signal
+        # as it is). None: the model file's "input_level_db", else off; False: off.
         cfg = (backend or model).config
         self.device = resolve_device(device)
         self.backend = backend
@@ -111,6 +115,27 @@ class Separator:
         if not isinstance(wiener_iterations, int) or not 0 <= wiener_iterations <= 10:
             raise ConvSepError(f"wiener iterations must be an integer from 0 to 10, got {wiener_iterations!r}")
         self.wiener_iterations = wiener_iterations
+        if input_level_db is None:
+            input_level_db = self.metadata.get("input_level_db")
+        if input_level_db is not False and input_level_db is not None:
+            if not isinstance(input_level_db, (int, float)) or not -60 <= input_level_db <= 0:
+                raise ConvSepError(f"input level must be a number of dBFS from -60 to 0, got {input_level_db!r}")
+            self.input_level_db: float | None = float(input_level_db)
+        else:
+            self.input_level_db = None
+
+    def input_gain(self, waveform: torch.Tensor) -> float:
+        """The gain that brings ``waveform``'s RMS to ``input_level_db``: see ``gain_for_rms``."""
+        if self.input_level_db is None or not waveform.numel():
+            return 1.0
+        return self.gain_for_rms(float(waveform.double().square().mean().sqrt()))
+
+    def gain_for_rms(self, rms: float) -> float:
+        """The gain that brings a signal of this RMS to ``input_level_db``, within +-30 dB;
+        1 when off or silent."""
+        if self.input_level_db is None or not rms > 0:
+            return 1.0
+        return float(min(max(10 ** (self.input_level_db / 20) / rms, 10 ** -1.5), 10 ** 1.5))
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
@@ -155,9 +180,10 @@ class Separator:
 
     # -- streaming --------------------------------------------------------------------
     @torch.inference_mode()
-    def stream(self, chunks: Iterable[np.ndarray | torch.Tensor]) -> Iterator[torch.Tensor]:
+    def stream(self, chunks: Iterable[np.ndarray | torch.Tensor], input_gain: float = 1.0) -> Iterator[torch.Tensor]:
         """(channels, n) chunks at 44.1 kHz -> (outputs, channels, m) float32 chunks on the
-        CPU; together they have exactly as many samples as the input."""
+        CPU; together they have exactly as many samples as the input. The model sees the
+        signal times ``input_gain`` (the stems do not)."""
         stft, hop, n_fft = self.stft, self.config.hop, self.config.n_fft
         half = n_fft // 2
         channels = self.config.channels
@@ -175,7 +201,7 @@ class Separator:
                 needed = (stop + self.margin - 1) * hop + n_fft     # padded samples needed
                 if buf_start + buffer.shape[1] < needed:
                     break
-                out, tail = self._segment(buffer, buf_start, next_frame, stop, None, tail, total)
+                out, tail = self._segment(buffer, buf_start, next_frame, stop, None, tail, total, input_gain)
                 yield out
                 next_frame = stop
                 keep_from = (next_frame - self.margin) * hop
@@ -187,14 +213,14 @@ class Separator:
         buffer = torch.cat([buffer, buffer.new_zeros(channels, right)], dim=1)
         while next_frame < frames:
             stop = min(next_frame + self.core_frames, frames)
-            out, tail = self._segment(buffer, buf_start, next_frame, stop, frames, tail, total)
+            out, tail = self._segment(buffer, buf_start, next_frame, stop, frames, tail, total, input_gain)
             yield out
             next_frame = stop
             keep_from = max(0, next_frame - self.margin) * hop
             buffer, buf_start = buffer[:, keep_from - buf_start:], keep_from
 
     def _segment(self, buffer: torch.Tensor, buf_start: int, start: int, stop: int,
-                 frames: int | None, tail: torch.Tensor | None, total: int):
+                 frames: int | None, tail: torch.Tensor | None, total: int, input_gain: float = 1.0):
         """Core frames [start, stop) -> (output samples final after them, new tail).
         ``frames`` is the signal's frame count once the end is known, else None."""
         stft, hop, n_fft = self.stft, self.config.hop, self.config.n_fft
@@ -203,7 +229,10 @@ class Separator:
         last = stop + self.margin if frames is None else min(stop + self.margin, frames)
         segment = buffer[:, first * hop - buf_start:(last - 1) * hop + n_fft - buf_start]
         spec = stft.forward_padded(segment).transpose(-1, -2)               # (C, F_seg, bins)
-        estimates = self._estimate_frames(spec.abs())
+        if input_gain == 1.0:
+            estimates = self._estimate_frames(spec.abs())
+        else:
+            estimates = self._estimate_frames(spec.abs().mul_(input_gain)).div_(input_gain)
         if self.wiener_iterations:
             stems = self._wiener(estimates, spec)[:, :, start - first:stop - first]
         else:
@@ -241,7 +270,7 @@ class Separator:
         """(channels, samples) at 44.1 kHz -> (outputs, channels, samples)."""
         step = self.core_frames * self.config.hop
         pieces = (waveform[:, i:i + step] for i in range(0, waveform.shape[1], step))
-        return torch.cat(list(self.stream(pieces)), dim=-1)
+        return torch.cat(list(self.stream(pieces, self.input_gain(waveform))), dim=-1)
 
     def __call__(self, waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE) -> dict[str, torch.Tensor]:
         """(channels, samples) or (samples,) at ``rate`` -> {stem: (channels, samples)} at

@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--wiener", type=int, default=None, metavar="N",
                    help="EM iterations of a multichannel Wiener filter after the masks (norbert), 0 to 10 "
                         "(default: what the model file says, else 0)")
+    p.add_argument("--input-level", default=None, metavar="DBFS|off",
+                   help="bring each song to this RMS level (dBFS) before the model sees it, the level it was "
+                        "trained at; the stems keep the song's level (default: what the model file says, else off)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
@@ -84,6 +87,8 @@ def _init_worker(options: dict, threads: int) -> None:
     stop_on_signals()
     torch.set_num_threads(threads)
     extra = {} if options.get("wiener") is None else {"wiener_iterations": options["wiener"]}
+    if options.get("input_level") is not None:
+        extra["input_level_db"] = options["input_level"]
     _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
                                       backend=options.get("backend"), **extra)
 
@@ -117,7 +122,7 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("--threads must be at least 1")
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
-                   wiener=args.wiener,
+                   wiener=args.wiener, input_level=_input_level(args.input_level),
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
                    allow_truncated=args.allow_truncated)
@@ -158,3 +163,15 @@ def handler(args: argparse.Namespace) -> int:
     print(f"separated {done} of {len(pairs)} file(s): {seconds:.1f} s of audio in {elapsed:.1f} s"
           f"{speed} -> {args.outdir}" + (f"; {failed} failed" if failed else ""))
     return EXIT_ERROR if failed else 0
+
+
+def _input_level(text: str | None) -> float | bool | None:
+    """--input-level: None (the model file's), False ("off") or a level in dBFS."""
+    if text is None:
+        return None
+    if text.strip().lower() == "off":
+        return False
+    try:
+        return float(text)
+    except ValueError:
+        raise ConvSepError(f"--input-level must be a level in dBFS (e.g. -16) or 'off', got {text!r}") from None

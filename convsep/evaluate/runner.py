@@ -8,6 +8,7 @@ on. At the end the per-method CSV tables, ``evaluation.json`` and the report are
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -146,11 +147,18 @@ def write_model_estimates(separator, references: SpilledSignal, out: SpilledSign
     n_samples, n_ch = references.shape[1:]
     groups = [slice(c, c + 1) for c in range(n_ch)] if separator.config.channels == 1 else [slice(None)]
 
+    def pieces(channels):
+        return (references.read(i, i + step).permute(0, 2, 1).sum(0)[channels].float().cpu()
+                for i in range(0, n_samples, step))
+
     for channels in groups:
-        mixture = (references.read(i, i + step).permute(0, 2, 1).sum(0)[channels].float().cpu()
-                   for i in range(0, n_samples, step))
+        gain = 1.0
+        if separator.input_level_db is not None:
+            energy = sum(float(p.double().square().sum()) for p in pieces(channels))
+            size = n_samples * (1 if separator.config.channels == 1 else n_ch)
+            gain = separator.gain_for_rms(math.sqrt(energy / max(1, size)))
         start = 0
-        for piece in separator.stream(mixture):
+        for piece in separator.stream(pieces(channels), gain):
             out.write(start, piece[order], channels=channels)
             start += piece.shape[-1]
 
