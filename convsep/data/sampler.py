@@ -17,8 +17,8 @@ class ExcerptSampler:
     """Batches of augmented source excerpts: ``sample()`` -> float32 (B, 4, 2, excerpt_samples).
 
     The mixture of a batch is ``sources.sum(1)``. ``gather``: "index" reads a batch in one
-    indexing op (the CUDA way), "rows" with one copy per excerpt row (4x faster on the CPU),
-    "auto" picks by device; both give the same batches. ``generator`` (a torch.Generator on the
+    indexing op (the CUDA way), "rows" with one copy per excerpt row (about 1.6x faster on
+    the CPU), "auto" picks by device; both give the same batches. ``generator`` (a torch.Generator on the
     cache's device, or an int seed) supplies every random draw, so equal seeds give equal
     batches and ``state_dict()``/``load_state_dict()`` resume a sequence exactly.
     """
