@@ -1,13 +1,15 @@
 """Bundles the real-music default model (step 5 of scripts/train_models.sh) with its card.
 
-    python scripts/bundle_real_model.py BASE_MODEL STAGE1_RUN STAGE2_RUN SYNTH_EVAL MIR1K_EVAL
-        [--method real-stage2] [--name default]
+    python scripts/bundle_real_model.py BASE_MODEL SYNTH_EVAL MIR1K_EVAL --stages RUN [RUN ...]
+        [--method NAME] [--name default] [--input-level-db -16]
 
-BASE_MODEL is the model both stages started from (its training time counts too); the runs
-are `convsep train` outputs; SYNTH_EVAL a `convsep evaluate` output on the original corpus's
-test split holding METHOD; MIR1K_EVAL a `convsep evaluate --two-stems` output holding METHOD's
-file. Scores, data sources with their licences, time and hardware go into the metadata,
-so `convsep info` prints the card.
+BASE_MODEL is the model the first stage started from (its training time counts too); the
+stages are `convsep train` outputs, each started from the one before, the last one's
+``best.pt`` is bundled; SYNTH_EVAL a `convsep evaluate` output on the original corpus's test
+split holding METHOD (default: the last stage's folder name); MIR1K_EVAL a `convsep evaluate
+--two-stems` output holding METHOD's file. Scores, data sources with their licences, time,
+hardware and the input level the Separator brings songs to go into the metadata, so
+`convsep info` prints the card.
 """
 import argparse
 import json
@@ -22,6 +24,8 @@ from _common import cpu_model  # noqa: E402
 
 from convsep.evaluate.report import global_summary, load_results, median_of_medians  # noqa: E402
 from convsep.modelfile import PRETRAINED_DIR, load_model, save_model  # noqa: E402
+from convsep.models import preset  # noqa: E402
+from convsep.models.widen import WIDTHS  # noqa: E402
 
 DATA = [
     "convsep synthetic corpus (original): convsep synth --tracks-train 100 --tracks-test 50 --seconds 60 --seed 0 "
@@ -39,17 +43,19 @@ DATA = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("base")
-    parser.add_argument("stage1")
-    parser.add_argument("stage2")
     parser.add_argument("synth_eval")
     parser.add_argument("mir1k_eval")
-    parser.add_argument("--method", default="real-stage2")
+    parser.add_argument("--stages", nargs="+", required=True)
+    parser.add_argument("--method", default=None)
     parser.add_argument("--name", default="default")
+    parser.add_argument("--input-level-db", type=float, default=-16.0,
+                        help="RMS level (dBFS) songs are brought to before the model (the training mixtures')")
     args = parser.parse_args()
+    args.method = args.method or Path(args.stages[-1]).name
     _, base_meta = load_model(args.base)
-    model, meta = load_model(Path(args.stage2) / "best.pt")
+    model, meta = load_model(Path(args.stages[-1]) / "best.pt")
     minutes = {"base model": base_meta.get("training_minutes")}
-    for stage in (args.stage1, args.stage2):
+    for stage in args.stages:
         history = json.loads((Path(stage) / "history.json").read_text())
         minutes[Path(stage).name] = round(sum(h["seconds"] or 0 for h in history) / 60, 1)
     results = load_results([args.synth_eval])
@@ -58,17 +64,21 @@ def main() -> None:
     tracks = results.global_sdr[results.global_sdr.method == args.method].track.nunique()
     real = json.loads((Path(args.mir1k_eval) / "two_stems.json").read_text())
     real_row = next(v for k, v in real["median"].items() if Path(k).stem == args.method)
+    stereo = preset("convsep-stereo")
+    widths = {n: getattr(model.config, n) for n in WIDTHS if getattr(model.config, n) != getattr(stereo, n)}
     train_config = dict(meta.get("train_config", {}))
-    train_config.update(root="work/cache-synth-varied", outdir=f"work/runs/{Path(args.stage2).name}",
-                        cache=None, mir1k="../shared/data/real/mir1k", karaoke_cache="work",
-                        init=f"work/runs/{Path(args.stage1).name}/best.pt")
+    previous = Path(args.stages[-2]).name if len(args.stages) > 1 else None
+    train_config.update(outdir=f"work/runs/{Path(args.stages[-1]).name}", cache=None,
+                        mir1k="../shared/data/real/mir1k", karaoke_cache="work",
+                        init=f"work/runs/{previous}/best.pt" if previous else train_config.get("init"))
     meta.update({
         "name": args.name,
-        "preset": "convsep-stereo",
+        "preset": "convsep-stereo" + (" widened: " + ", ".join(f"{n} {v}" for n, v in widths.items()) if widths else ""),
         "trained_on": DATA,
         "train_config": train_config,
-        "recipe": "scripts/train_models.sh step 5 (step 2's model, then real-stage1 on the original corpus, "
-                  "real-stage2 on the varied corpus, both with MIR-1K singing mixed in)",
+        "recipe": "scripts/train_models.sh step 5 (step 2's model, then " + ", then ".join(
+            Path(s).name for s in args.stages) + ", with MIR-1K singing mixed in)",
+        "input_level_db": args.input_level_db,
         "hardware": f"{cpu_model()}, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, device cpu",
         "training_minutes": round(sum(v or 0 for v in minutes.values()), 1),
         "training_minutes_by_stage": minutes,
@@ -87,7 +97,7 @@ def main() -> None:
     })
     target = PRETRAINED_DIR / f"{args.name}.pt"
     save_model(target, model, meta)
-    print(f"bundled {Path(args.stage2) / 'best.pt'} as {target} ({target.stat().st_size / 2 ** 20:.1f} MB)")
+    print(f"bundled {Path(args.stages[-1]) / 'best.pt'} as {target} ({target.stat().st_size / 2 ** 20:.1f} MB)")
 
 
 if __name__ == "__main__":
