@@ -140,6 +140,13 @@ def test_mir1k_split_by_singer_and_bank(fake_mir1k, tmp_path):
     assert bank.bandwidth_hz == 8000
     vocals, accomp, rms = bank.sample(4, 4096, torch.Generator().manual_seed(0))
     assert vocals.shape == accomp.shape == (4, 4096) and rms.shape == (4, 2)
+    g = torch.Generator().manual_seed(0)                  # the same draws, gathered sample by sample
+    usable = bank.lengths - 4096 + 1
+    clip = torch.multinomial(usable.double() / usable.sum(), 4, replacement=True, generator=g)
+    start = (torch.rand(4, generator=g, dtype=torch.float64) * usable[clip]).long().minimum(usable[clip] - 1)
+    index = (bank.offsets[clip] + start)[:, None] + torch.arange(4096)
+    assert torch.equal(vocals, bank.audio[0, index].float() / 32767)
+    assert torch.equal(accomp, bank.audio[1, index].float() / 32767)
     again = KaraokeBank.load(fake_mir1k, tmp_path / "k", "train")        # from the cache
     assert torch.equal(again.audio, bank.audio)
 

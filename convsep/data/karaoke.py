@@ -72,8 +72,8 @@ class KaraokeBank:
         clip = torch.multinomial(usable.double() / usable.sum(), n, replacement=True, generator=generator)
         u = torch.rand(n, generator=generator, device=self.device, dtype=torch.float64)
         start = (u * usable[clip]).long().minimum(usable[clip] - 1)
-        index = (self.offsets[clip] + start)[:, None] + torch.arange(length, device=self.device)
-        excerpts = self.audio[:, index].to(torch.float32).div_(32767.0)        # (2, n, length)
+        rows = self.audio.unfold(1, length, 1)                                  # (2, positions, length) view
+        excerpts = rows[:, self.offsets[clip] + start].to(torch.float32).div_(32767.0)   # (2, n, length)
         return excerpts[0], excerpts[1], self.rms[clip]
 
 
