@@ -38,8 +38,8 @@ def test_init_loads_the_weights_and_refuses_another_config(corpus, tmp_path):
         assert torch.equal(trainer.model.state_dict()[name], value), name
     fresh = Trainer(_config(corpus, tmp_path / "fresh"), progress=False)
     assert not torch.equal(fresh.model.conv1.weight, start.conv1.weight)
-    save_model(tmp_path / "other.pt", ConvSep(preset("convsep-stereo", **{**SMALL, "bottleneck": 16})))
-    with pytest.raises(ConvSepError, match="--init .*bottleneck"):
+    save_model(tmp_path / "other.pt", ConvSep(preset("convsep-stereo", **{**SMALL, "bottleneck": 64})))
+    with pytest.raises(ConvSepError, match="--init .*bottleneck"):             # wider: cannot shrink
         Trainer(_config(corpus, tmp_path / "bad", init=str(tmp_path / "other.pt")), progress=False)
 
 

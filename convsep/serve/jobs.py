@@ -210,9 +210,9 @@ class JobManager:
         total = info.seconds * SAMPLE_RATE if info.seconds else None
         stream = separator.stream
 
-        def reporting(chunks: Iterable) -> Iterator[torch.Tensor]:
+        def reporting(chunks: Iterable, input_gain: float = 1.0) -> Iterator[torch.Tensor]:
             done = 0
-            for out in stream(chunks):
+            for out in stream(chunks, input_gain):
                 if job.cancelled:
                     raise Cancelled
                 done += out.shape[-1]
