@@ -1,5 +1,5 @@
 """ONNX / TorchScript export of the bundled default model, and the exported backends in the
-Separator: masks within 1e-4 of PyTorch, stems within 1e-3."""
+Separator: masks within 5e-4 of PyTorch, stems within 1e-3."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,10 +36,10 @@ def test_masks_match_pytorch(exported, mixture, fmt):
     model, _ = load_model(None)
     backend = onnx_backend(exported[fmt]) if fmt == "onnx" else torchscript_backend(exported[fmt])
     assert backend.config == model.config
-    assert mask_difference(model, backend, mixture) < 1e-4
+    assert mask_difference(model, backend, mixture) < 5e-4
     # frame counts that do not fill the block grid, down to one block
     for samples in (256 * 29, 256 * 31 + 17, 256 * 200 + 3):
-        assert mask_difference(model, backend, mixture[:, :samples]) < 1e-4
+        assert mask_difference(model, backend, mixture[:, :samples]) < 5e-4
 
 
 def test_onnx_batch_and_frames_are_dynamic(exported, mixture):
