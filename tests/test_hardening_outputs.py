@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -236,34 +235,34 @@ def test_stale_temporary_folders_are_removed(tmp_path):
     assert live.exists() and other.exists() and not stale.exists()
 
 
-def test_synth_cleans_its_folder_on_sigterm_and_the_next_run_removes_stale_ones(tmp_path, capsys):
-    """A real SIGTERM to this process while `convsep synth` renders (sent from a thread once the
-    temporary folder exists): the folder is removed, and a stale one of a dead pid too."""
+def test_synth_cleans_its_folder_on_sigterm_and_the_next_run_removes_stale_ones(tmp_path, capsys, monkeypatch):
+    """A real SIGTERM to this process while `convsep synth` works in its temporary folder (sent
+    by the process to itself once the tracks are planned there): the folder is removed, and a
+    stale one of a dead pid too."""
+    import convsep.synth.corpus as corpus
+
     dead = dead_pid()
     stale = tmp_path / f"corpus.tmp-{dead}-zz"
     (stale / "train").mkdir(parents=True)
     out = tmp_path / "corpus"
-    stop = threading.Event()
+    plan = corpus.plan_tracks
 
-    def terminate_when_started():
-        while not stop.is_set():
-            if list(tmp_path.glob(f"corpus.tmp-{os.getpid()}-*")):
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.005)
+    def plan_then_terminate(*args, **kwargs):
+        specs = plan(*args, **kwargs)
+        assert list(tmp_path.glob(f"corpus.tmp-{os.getpid()}-*"))          # the work folder exists
+        os.kill(os.getpid(), signal.SIGTERM)
+        return specs
 
+    monkeypatch.setattr(corpus, "plan_tracks", plan_then_terminate)
     # A late signal (after the command ended) must not stop the test run: ignore it outside.
     previous = signal.signal(signal.SIGTERM, lambda *a: None)
-    killer = threading.Thread(target=terminate_when_started)
-    killer.start()
     try:
         code = main(["synth", str(out), "--tracks-train", "20", "--tracks-test", "2", "--seconds", "4", "--quiet"])
     finally:
-        stop.set()
-        killer.join()
         signal.signal(signal.SIGTERM, previous)
-    assert code == 128 + signal.SIGTERM, capsys.readouterr().err
-    assert "stopped by SIGTERM" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
