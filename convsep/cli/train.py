@@ -11,6 +11,7 @@ from convsep.losses import LOSSES
 from convsep.models import PRESETS, preset
 from convsep.separate import resolve_device
 from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
+from convsep.training.step import PRECISIONS
 
 AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection")
 
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
                    help="train for causal inference with N frames of look-ahead (score block position context-1-N)")
     p.add_argument("--micro-batch", type=int, default=d.micro_batch,
                    help=f"excerpts per micro-batch; gradients accumulate to the same step (default {d.micro_batch}; 0: whole batch)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default=d.precision,
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: matrix products with bfloat16 operands, float32 elsewhere (faster on CPUs with "
                         "AMX and on GPUs; see docs/benchmarks.md)")
     p.add_argument("--mir1k", default=None, metavar="ROOT",

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
 from convsep.losses import LOSSES
+from convsep.training.step import PRECISIONS
 
 OPTIMISERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("none", "cosine", "plateau")
@@ -68,8 +69,8 @@ class TrainConfig:
             problems.append("lr must be positive")
         if self.lookahead is not None and self.lookahead < 0:
             problems.append("lookahead must be at least 0")
-        if self.precision not in ("fp32", "bf16"):
-            problems.append("precision must be fp32 or bf16")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.micro_batch < 0:
             problems.append("micro_batch must be at least 0")
         if not 0 <= self.real_vocals_p <= 1 or not 0 <= self.karaoke_share <= 4:
