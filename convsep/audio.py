@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import soundfile as sf
@@ -209,6 +209,17 @@ def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int,
         errors.close()
 
 
+def rms(chunks: Iterable) -> float:
+    """The RMS of every sample of ``chunks`` (numpy arrays or CPU tensors) taken together; 0
+    when there are none or they are not finite."""
+    total, count = 0.0, 0
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float64)
+        total += float(np.square(chunk).sum())
+        count += chunk.size
+    return math.sqrt(total / count) if count and math.isfinite(total) else 0.0
+
+
 def adapt_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     """Channel policy: (c, n) -> (channels, n). Mono is duplicated, stereo to mono is the
     mean, more than two channels keep the first two (the caller is warned once)."""
@@ -250,15 +261,11 @@ class AudioReader:
                       "(--allow-truncated)", stacklevel=3)
 
     def rms(self, block: int = 1 << 18) -> float:
-        """The RMS of the whole file (its first two channels, as stored), by one decoding pass."""
+        """The RMS of the whole file as the model gets it (the channel policy applied, at the
+        file's rate), by one decoding pass."""
         source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, []))
-        total, count = 0.0, 0
-        for chunk in source:
-            chunk = chunk[:2].astype(np.float64)
-            total += float(np.square(chunk).sum())
-            count += chunk.size
-        return math.sqrt(total / count) if count and math.isfinite(total) else 0.0
+        return rms(adapt_channels(np.ascontiguousarray(chunk[:2]), self.channels) for chunk in source)
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []

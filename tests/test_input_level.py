@@ -58,3 +58,18 @@ def test_cli_input_level_is_checked(tmp_path, capsys):
     sf.write(tmp_path / "a.wav", np.zeros((4410, 2), "float32"), 44100)
     assert main(["separate", str(tmp_path / "a.wav"), "-o", str(tmp_path / "o"), "--input-level", "loud"]) == 2
     assert "--input-level must be" in capsys.readouterr().err
+
+
+def test_a_mono_model_measures_the_level_of_the_downmix_it_separates(tmp_path):
+    torch.manual_seed(1)
+    mono = ConvSep(preset("convsep-stereo", channels=1, conv1_filters=12, conv2_filters=6, bottleneck=16))
+    with torch.no_grad():
+        mono.encode_dense.bias.add_(0.05)
+    x = _music(3.0, seed=2)
+    x[1] = -x[0] * 0.9                                  # a downmix much quieter than either channel
+    sf.write(tmp_path / "song.wav", x.T.numpy(), 44100, subtype="FLOAT")
+    sep = Separator(mono, input_level_db=-16.0)
+    result = separate_file(tmp_path / "song.wav", tmp_path / "out", model=sep, progress=False, bits="32f")
+    vocals, _ = sf.read(result.stems["vocals"], dtype="float32", always_2d=True)
+    expected = sep(x.numpy())["vocals"]
+    assert np.abs(vocals.T - np.asarray(expected)).max() < 1e-5

@@ -8,7 +8,6 @@ on. At the end the per-method CSV tables, ``evaluation.json`` and the report are
 """
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from convsep.audio import SAMPLE_RATE
+from convsep.audio import SAMPLE_RATE, rms
 from convsep.data import SOURCES, Track, list_tracks
 from convsep.errors import ConvSepError
 from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_chunks, parse_oracles
@@ -152,11 +151,7 @@ def write_model_estimates(separator, references: SpilledSignal, out: SpilledSign
                 for i in range(0, n_samples, step))
 
     for channels in groups:
-        gain = 1.0
-        if separator.input_level_db is not None:
-            energy = sum(float(p.double().square().sum()) for p in pieces(channels))
-            size = n_samples * (1 if separator.config.channels == 1 else n_ch)
-            gain = separator.gain_for_rms(math.sqrt(energy / max(1, size)))
+        gain = separator.gain_for_rms(rms(pieces(channels))) if separator.input_level_db is not None else 1.0
         start = 0
         for piece in separator.stream(pieces(channels), gain):
             out.write(start, piece[order], channels=channels)
