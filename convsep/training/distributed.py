@@ -67,5 +67,8 @@ def mean(ctx: Context, value: float) -> float:
 
 
 def close(ctx: Context) -> None:
+    """Leaves the process group once every rank has reached this point: a rank that left
+    while another still wrote files could make gloo abort the latter at exit."""
     if ctx.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

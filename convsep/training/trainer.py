@@ -285,9 +285,10 @@ class Trainer:
                     break
         finally:
             log.close()
-        agree = self._ranks_agree()
         if self.ctx.is_main and not (self.outdir / BEST).exists():
             save_model(self.outdir / BEST, self.model, self._metadata({}))
+        agree = self._ranks_agree()
+        self.net = self.model  # the DDP wrapper holds the process group: released before it closes
         distributed.close(self.ctx)
         return {"step": self.step, "best": self.best, "history": self.history, "ranks_agree": agree,
                 "processes": self.ctx.world_size, "is_main": self.ctx.is_main}
