@@ -265,7 +265,7 @@ class AudioReader:
         file's rate), by one decoding pass."""
         source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, []))
-        return rms(adapt_channels(np.ascontiguousarray(chunk[:2]), self.channels) for chunk in source)
+        return rms(adapt_channels(chunk, self.channels) for chunk in source)
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []
