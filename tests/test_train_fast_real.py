@@ -138,8 +138,8 @@ def test_mir1k_split_by_singer_and_bank(fake_mir1k, tmp_path):
     bank = KaraokeBank.load(fake_mir1k, tmp_path / "k", "train")
     assert len(bank.names) == 6 and bank.audio.shape[1] == 6 * 3 * 44100
     assert bank.bandwidth_hz == 8000
-    vocals, accomp, rms = bank.sample(4, 4096, torch.Generator().manual_seed(0))
-    assert vocals.shape == accomp.shape == (4, 4096) and rms.shape == (4, 2)
+    vocals, accomp, rms, speed = bank.sample(4, 4096, torch.Generator().manual_seed(0))
+    assert vocals.shape == accomp.shape == (4, 4096) and rms.shape == (4, 2) and torch.equal(speed, torch.ones(4))
     g = torch.Generator().manual_seed(0)                  # the same draws, gathered sample by sample
     usable = bank.lengths - 4096 + 1
     clip = torch.multinomial(usable.double() / usable.sum(), 4, replacement=True, generator=g)
@@ -151,6 +151,36 @@ def test_mir1k_split_by_singer_and_bank(fake_mir1k, tmp_path):
     assert torch.equal(again.audio, bank.audio)
 
 
+def _tone_bank(rate: int = 44100, seconds: float = 2.0) -> KaraokeBank:
+    """Two clips: vocals a 440 Hz tone, accompaniment a 1000 Hz tone (int16)."""
+    t = np.arange(int(rate * seconds)) / rate
+    pair = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 1000 * t)])
+    audio = torch.from_numpy(np.round(np.concatenate([pair, pair], 1) * 32767).astype(np.int16))
+    lengths = torch.tensor([len(t), len(t)])
+    return KaraokeBank(audio, torch.tensor([0, len(t)]), lengths, torch.tensor([[0.35, 0.18]] * 2),
+                       ["a", "b"], rate, 8000.0)
+
+
+def _peak_hz(x: torch.Tensor, rate: int) -> torch.Tensor:
+    """Strongest frequency of each row (n, L), to 1 Hz (zero-padded FFT)."""
+    spectrum = torch.fft.rfft(x.double() * torch.hann_window(x.shape[-1], dtype=torch.float64), n=rate)
+    return spectrum.abs().argmax(-1).double()
+
+
+def test_karaoke_speed_moves_pitch_of_both_stems_together():
+    bank = _tone_bank()
+    vocals, accomp, _, speed = bank.sample(64, 22050, torch.Generator().manual_seed(1), max_speed=1.25)
+    assert speed.min() >= 0.8 - 1e-6 and speed.max() <= 1.25 + 1e-6 and speed.std() > 0.1
+    assert (speed.log().abs() > 0.1).any() and (speed < 1).any() and (speed > 1).any()
+    assert torch.allclose(_peak_hz(vocals, 44100), 440 * speed.double(), atol=1.5)
+    assert torch.allclose(_peak_hz(accomp, 44100), 1000 * speed.double(), atol=1.5)
+    assert torch.allclose(vocals.abs().amax(-1), torch.full((64,), 0.5), atol=0.01)   # level kept
+    same = bank.sample(64, 22050, torch.Generator().manual_seed(1), max_speed=1.25)
+    assert all(torch.equal(a, b) for a, b in zip((vocals, accomp, speed), (same[0], same[1], same[3])))
+    with pytest.raises(ValueError, match="max_speed"):
+        bank.sample(2, 100, torch.Generator(), max_speed=0.5)
+
+
 def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_path, make_hq_dataset):
     root = tmp_path / "corpus"
     make_hq_dataset(root, {("train", f"Song {i}"): 2.0 for i in range(3)})
@@ -159,7 +189,8 @@ def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_p
     (root / "manifest.json").write_text(json.dumps({"tracks": manifest}))
     cfg = TrainConfig(root=str(root), outdir=str(tmp_path / "run"), cache=str(tmp_path / "cache"),
                       model_overrides=SMALL, batch_size=4, blocks_per_excerpt=1, steps_per_epoch=3, epochs=2,
-                      valid_seconds=2.0, tensorboard=False, seed=0, mir1k=str(fake_mir1k), real_valid_clips=2)
+                      valid_seconds=2.0, tensorboard=False, seed=0, mir1k=str(fake_mir1k), real_valid_clips=2,
+                      real_speed=1.2)
     result = train(cfg, progress=False)
     last = result["history"][-1]
     assert {"real_vocals", "real_accompaniment", "vocals"} <= set(last["valid_sdr"])

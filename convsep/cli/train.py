@@ -62,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--karaoke-cache", default=None, help="where the decoded MIR-1K clips are kept (default OUTDIR)")
     p.add_argument("--real-vocals-p", type=float, default=d.real_vocals_p,
                    help=f"share of excerpts whose vocals become MIR-1K singing (default {d.real_vocals_p})")
+    p.add_argument("--real-speed", type=float, default=d.real_speed,
+                   help="play MIR-1K excerpts at speeds drawn in [1/X, X], pitch and tempo together, "
+                        f"as new singers (default {d.real_speed}: as recorded)")
     p.add_argument("--karaoke-share", type=float, default=d.karaoke_share,
                    help=f"MIR-1K karaoke excerpts per step, as a share of the batch (default {d.karaoke_share})")
     p.add_argument("--real-valid-clips", type=int, default=d.real_valid_clips,
@@ -123,7 +126,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
         max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
-        mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p,
+        mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p, real_speed=args.real_speed,
         karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()

@@ -62,19 +62,49 @@ class KaraokeBank:
         return cls(readonly_tensor(audio).to(device), torch.from_numpy(offsets).to(device),
                    torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
 
-    def sample(self, n: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, length: int, generator: torch.Generator,
+               max_speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """n excerpts of ``length`` samples: vocals and the same clip's accompaniment at the
-        same place, each float32 (n, length) in [-1, 1], and their clips' RMS (n, 2)
-        (whole clips, so that a quiet excerpt stays quiet when levels are set)."""
-        usable = (self.lengths - length + 1).clamp_min(0)
+        same place, each float32 (n, length) in [-1, 1], their clips' RMS (n, 2) (whole
+        clips, so that a quiet excerpt stays quiet when levels are set), and each excerpt's
+        speed (n,).
+
+        ``max_speed`` > 1 plays each excerpt faster or slower, as a tape would, by a factor
+        drawn log-uniformly in [1 / max_speed, max_speed]: pitch, formants and tempo move
+        together, both stems alike (a new singer and band, still in tune with each other),
+        and the recordings' band limit moves with them (``bandwidth_hz * speed``).
+        Resampled by cubic (Catmull-Rom) interpolation, exact at speed 1."""
+        if max_speed < 1:
+            raise ValueError("max_speed must be at least 1")
+        span = int(np.ceil(length * max_speed)) + 3 if max_speed > 1 else length
+        usable = (self.lengths - span + 1).clamp_min(0)
         if int(usable.sum()) == 0:
-            raise ConvSepError(f"every karaoke clip is shorter than {length} samples")
+            raise ConvSepError(f"every karaoke clip is shorter than {span} samples")
         clip = torch.multinomial(usable.double() / usable.sum(), n, replacement=True, generator=generator)
         u = torch.rand(n, generator=generator, device=self.device, dtype=torch.float64)
-        start = (u * usable[clip]).long().minimum(usable[clip] - 1)
-        rows = self.audio.unfold(1, length, 1)                                  # (2, positions, length) view
-        excerpts = rows[:, self.offsets[clip] + start].to(torch.float32).div_(32767.0)   # (2, n, length)
-        return excerpts[0], excerpts[1], self.rms[clip]
+        start = (u * usable[clip]).long().minimum(usable[clip] - 1) + self.offsets[clip]
+        if max_speed > 1:
+            log_speed = (2 * torch.rand(n, generator=generator, device=self.device, dtype=torch.float64) - 1)
+            speed = torch.exp(log_speed * float(np.log(max_speed)))
+            excerpts = _resampled(self.audio, start + 1, speed, length)              # (2, n, length)
+        else:
+            speed = torch.ones(n, dtype=torch.float64, device=self.device)
+            rows = self.audio.unfold(1, length, 1)                              # (2, positions, length) view
+            excerpts = rows[:, start].to(torch.float32).div_(32767.0)          # (2, n, length)
+        return excerpts[0], excerpts[1], self.rms[clip], speed.float()
+
+
+def _resampled(audio: torch.Tensor, start: torch.Tensor, speed: torch.Tensor, length: int) -> torch.Tensor:
+    """int16 rows (2, total), excerpt starts (n,), speeds (n,) -> float32 (2, n, length):
+    sample i of an excerpt read at ``start + i * speed`` by Catmull-Rom interpolation
+    (needs one sample before ``start`` and ``ceil(length * speed) + 2`` from it)."""
+    position = start[:, None].double() + torch.arange(length, device=audio.device, dtype=torch.float64) * speed[:, None]
+    base = position.floor()
+    t = (position - base).float()                                             # (n, length)
+    base = base.long()
+    p0, p1, p2, p3 = (audio[:, base + k].to(torch.float32) for k in (-1, 0, 1, 2))   # (2, n, length) each
+    out = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
+    return out.div_(32767.0)
 
 
 def _build(root, cache_dir: Path, split: str, rate: int) -> None:

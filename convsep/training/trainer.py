@@ -366,16 +366,16 @@ class Trainer:
         B = batch.shape[0]
         replace = (torch.rand(B, generator=g, device=self.device) < cfg.real_vocals_p).nonzero().squeeze(1)
         if replace.numel():
-            vocals, _, rms = self.karaoke.sample(replace.numel(), L, g)
+            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed)
             place_vocals(batch, vocals, rms[:, 0], replace, self._draw_level(replace.numel()))
-            band_hz[replace] = self.karaoke.bandwidth_hz
+            band_hz[replace] = self.karaoke.bandwidth_hz * speed
         k = round(cfg.karaoke_share * B)
         parts = [(batch, band_hz, None, B)]
         if k:
-            vocals, accomp, rms = self.karaoke.sample(k, L, g)
+            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed)
             gain_db = -6.0 * torch.rand(k, generator=g, device=self.device)
             sources = karaoke_sources(vocals, accomp, rms, self._draw_level(k), gain_db, batch.shape[1])
-            parts.append((sources, torch.full((k,), self.karaoke.bandwidth_hz, device=self.device),
+            parts.append((sources, self.karaoke.bandwidth_hz * speed,
                           ((0,), tuple(range(1, batch.shape[1]))), k))
         return parts
 
