@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from convsep.data import mir1k
-from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
+from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals, random_eq
 from convsep.models import ConvSep, preset
 from convsep.training.config import TrainConfig
 from convsep.training.step import LossComputer, excerpt_samples
@@ -181,6 +181,30 @@ def test_karaoke_speed_moves_pitch_of_both_stems_together():
         bank.sample(2, 100, torch.Generator(), max_speed=0.5)
 
 
+def _band_gain_db(x: torch.Tensor, y: torch.Tensor, rate: int, lo: float, hi: float) -> torch.Tensor:
+    """Power gain (dB) from rows of x to rows of y (n, L) in the band [lo, hi) Hz."""
+    f = torch.fft.rfftfreq(x.shape[-1], 1 / rate)
+    band = (f >= lo) & (f < hi)
+    power = lambda z: torch.fft.rfft(z.double()).abs().pow(2)[:, band].mean(1)  # noqa: E731
+    return 10 * torch.log10(power(y) / power(x))
+
+
+def test_random_eq_changes_timbre_within_its_range_and_keeps_level():
+    x = torch.randn(32, 44100, generator=torch.Generator().manual_seed(0))
+    y = random_eq(x, torch.Generator().manual_seed(1), 6.0, 44100)
+    assert torch.allclose(y.pow(2).mean(1), x.pow(2).mean(1), rtol=1e-4)               # level kept
+    bands = [(150, 300), (600, 1200), (2000, 4000), (4000, 8000)]
+    gains = torch.stack([_band_gain_db(x, y, 44100, lo, hi) for lo, hi in bands], 1)  # (32, bands)
+    shape = gains - gains.mean(1, keepdim=True)                                        # level-free
+    assert shape.abs().max() < 12.5                                                    # +-6 dB curve
+    assert shape.std() > 1.0 and (shape.max(1).values - shape.min(1).values > 3).float().mean() > 0.5
+    assert not torch.allclose(gains[0], gains[1], atol=0.5)                            # each row its own
+    again = random_eq(x, torch.Generator().manual_seed(1), 6.0, 44100)
+    assert torch.equal(y, again)
+    flat = random_eq(x, torch.Generator().manual_seed(1), 0.0, 44100)
+    assert torch.allclose(flat, x, atol=1e-5)
+
+
 def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_path, make_hq_dataset):
     root = tmp_path / "corpus"
     make_hq_dataset(root, {("train", f"Song {i}"): 2.0 for i in range(3)})
@@ -190,7 +214,7 @@ def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_p
     cfg = TrainConfig(root=str(root), outdir=str(tmp_path / "run"), cache=str(tmp_path / "cache"),
                       model_overrides=SMALL, batch_size=4, blocks_per_excerpt=1, steps_per_epoch=3, epochs=2,
                       valid_seconds=2.0, tensorboard=False, seed=0, mir1k=str(fake_mir1k), real_valid_clips=2,
-                      real_speed=1.2)
+                      real_speed=1.2, real_eq_db=6.0)
     result = train(cfg, progress=False)
     last = result["history"][-1]
     assert {"real_vocals", "real_accompaniment", "vocals"} <= set(last["valid_sdr"])

@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument("--real-speed", type=float, default=d.real_speed,
                    help="play MIR-1K excerpts at speeds drawn in [1/X, X], pitch and tempo together, "
                         f"as new singers (default {d.real_speed}: as recorded)")
+    p.add_argument("--real-eq", type=float, default=d.real_eq_db, metavar="DB",
+                   help="MIR-1K voices through random smooth equalisers of up to +-DB dB (a tilt and "
+                        f"three bells), new timbres at the same pitch (default {d.real_eq_db}: off)")
     p.add_argument("--karaoke-share", type=float, default=d.karaoke_share,
                    help=f"MIR-1K karaoke excerpts per step, as a share of the batch (default {d.karaoke_share})")
     p.add_argument("--real-valid-clips", type=int, default=d.real_valid_clips,
@@ -127,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
         max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
         mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p, real_speed=args.real_speed,
-        karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
+        real_eq_db=args.real_eq, karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

@@ -107,6 +107,26 @@ def _resampled(audio: torch.Tensor, start: torch.Tensor, speed: torch.Tensor, le
     return out.div_(32767.0)
 
 
+def random_eq(x: torch.Tensor, generator: torch.Generator, max_db: float, rate: int) -> torch.Tensor:
+    """Each row of ``x`` (n, L) through its own random smooth equaliser, at its own RMS: a
+    tilt and three bells on a log-frequency axis (centres 150 Hz-6 kHz, widths 0.3-1.5
+    octaves), their sum clipped to +-``max_db``. Another microphone, room or vocal tract:
+    the timbre of a new singer with the pitch and timing of the old one. Returns a new tensor."""
+    n, length = x.shape
+    device = x.device
+    u = lambda *shape: torch.rand(*shape, generator=generator, device=device)  # noqa: E731
+    octaves = torch.log2(torch.fft.rfftfreq(length, 1 / rate, device=device).clamp_min(20.0) / 1000.0)  # (F,)
+    tilt = (u(n, 1) - 0.5) * max_db * octaves / 3                               # +-max_db/2 at 8 kHz
+    centre = np.log2(0.15) + u(n, 3) * (np.log2(6.0) - np.log2(0.15))
+    width = 0.3 + 1.2 * u(n, 3)
+    gain = (2 * u(n, 3) - 1) * max_db
+    bells = gain[..., None] * torch.exp(-0.5 * ((octaves - centre[..., None]) / width[..., None]) ** 2)
+    curve_db = (tilt + bells.sum(1)).clamp(-max_db, max_db)                    # (n, F)
+    y = torch.fft.irfft(torch.fft.rfft(x) * torch.pow(10.0, curve_db / 20), n=length)
+    before, after = x.pow(2).mean(1, keepdim=True), y.pow(2).mean(1, keepdim=True)
+    return y * torch.sqrt(before / after.clamp_min(1e-20))
+
+
 def _build(root, cache_dir: Path, split: str, rate: int) -> None:
     clips = mir1k.list_clips(root, split)
     vocals, accomp, names = [], [], []
