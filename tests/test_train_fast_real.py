@@ -203,6 +203,12 @@ def test_random_eq_changes_timbre_within_its_range_and_keeps_level():
     assert torch.equal(y, again)
     flat = random_eq(x, torch.Generator().manual_seed(1), 0.0, 44100)
     assert torch.allclose(flat, x, atol=1e-5)
+    bank = _tone_bank()                                              # in the bank: vocals only
+    plain = bank.sample(8, 22050, torch.Generator().manual_seed(2), max_speed=1.2)
+    eq = bank.sample(8, 22050, torch.Generator().manual_seed(2), max_speed=1.2, max_eq_db=6.0)
+    assert torch.equal(eq[1], plain[1]) and torch.equal(eq[3], plain[3]) and not torch.allclose(eq[0], plain[0])
+    with pytest.raises(ValueError, match="max_eq_db"):
+        bank.sample(2, 100, torch.Generator(), max_eq_db=-1.0)
 
 
 def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_path, make_hq_dataset):

@@ -62,8 +62,8 @@ class KaraokeBank:
         return cls(readonly_tensor(audio).to(device), torch.from_numpy(offsets).to(device),
                    torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
 
-    def sample(self, n: int, length: int, generator: torch.Generator,
-               max_speed: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, length: int, generator: torch.Generator, max_speed: float = 1.0,
+               max_eq_db: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """n excerpts of ``length`` samples: vocals and the same clip's accompaniment at the
         same place, each float32 (n, length) in [-1, 1], their clips' RMS (n, 2) (whole
         clips, so that a quiet excerpt stays quiet when levels are set), and each excerpt's
@@ -73,9 +73,12 @@ class KaraokeBank:
         drawn log-uniformly in [1 / max_speed, max_speed]: pitch, formants and tempo move
         together, both stems alike (a new singer and band, still in tune with each other),
         and the recordings' band limit moves with them (``bandwidth_hz * speed``).
-        Resampled by cubic (Catmull-Rom) interpolation, exact at speed 1."""
+        Resampled by cubic (Catmull-Rom) interpolation, exact at speed 1. ``max_eq_db`` > 0
+        passes each vocals excerpt through its own random equaliser (``random_eq``)."""
         if max_speed < 1:
             raise ValueError("max_speed must be at least 1")
+        if max_eq_db < 0:
+            raise ValueError("max_eq_db must be at least 0")
         span = int(np.ceil(length * max_speed)) + 3 if max_speed > 1 else length
         usable = (self.lengths - span + 1).clamp_min(0)
         if int(usable.sum()) == 0:
@@ -91,7 +94,8 @@ class KaraokeBank:
             speed = torch.ones(n, dtype=torch.float64, device=self.device)
             rows = self.audio.unfold(1, length, 1)                              # (2, positions, length) view
             excerpts = rows[:, start].to(torch.float32).div_(32767.0)          # (2, n, length)
-        return excerpts[0], excerpts[1], self.rms[clip], speed.float()
+        vocals = random_eq(excerpts[0], generator, max_eq_db, self.rate) if max_eq_db else excerpts[0]
+        return vocals, excerpts[1], self.rms[clip], speed.float()
 
 
 def _resampled(audio: torch.Tensor, start: torch.Tensor, speed: torch.Tensor, length: int) -> torch.Tensor:

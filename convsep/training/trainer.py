@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
 from convsep.data.cache import merge_caches
-from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals, random_eq
+from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
 from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
 from convsep.errors import ConvSepError
 from convsep.evaluate.sdr import global_sdr
@@ -359,12 +359,6 @@ class Trainer:
         u = torch.rand(n, generator=self.sampler.generator, device=self.device)
         return low + (high - low) * u
 
-    def _timbre(self, vocals: torch.Tensor) -> torch.Tensor:
-        """MIR-1K vocals (n, L) through random equalisers when ``real_eq_db`` asks for them."""
-        if not self.config.real_eq_db:
-            return vocals
-        return random_eq(vocals, self.sampler.generator, self.config.real_eq_db, self.karaoke.rate)
-
     def _real_batches(self, batch: torch.Tensor, band_hz: torch.Tensor) -> list:
         """MIR-1K singing into the batch: some excerpts' vocals replaced (band-limited), and
         karaoke excerpts scored as vocals / accompaniment. [(sources, band_hz, groups, share)]"""
@@ -372,15 +366,13 @@ class Trainer:
         B = batch.shape[0]
         replace = (torch.rand(B, generator=g, device=self.device) < cfg.real_vocals_p).nonzero().squeeze(1)
         if replace.numel():
-            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed)
-            vocals = self._timbre(vocals)
+            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed, cfg.real_eq_db)
             place_vocals(batch, vocals, rms[:, 0], replace, self._draw_level(replace.numel()))
             band_hz[replace] = self.karaoke.bandwidth_hz * speed
         k = round(cfg.karaoke_share * B)
         parts = [(batch, band_hz, None, B)]
         if k:
-            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed)
-            vocals = self._timbre(vocals)
+            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed, cfg.real_eq_db)
             gain_db = -6.0 * torch.rand(k, generator=g, device=self.device)
             sources = karaoke_sources(vocals, accomp, rms, self._draw_level(k), gain_db, batch.shape[1])
             parts.append((sources, self.karaoke.bandwidth_hz * speed,
