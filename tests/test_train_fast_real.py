@@ -1,6 +1,7 @@
 """The fused training step (same loss and gradients as plain autograd), micro-batches,
 look-ahead, band-limited and grouped losses, and real (MIR-1K-like) voices in training."""
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import soundfile as sf
 import torch
 
 from convsep.data import mir1k
-from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals, random_eq
+from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals, random_eq, random_formant_shift
 from convsep.models import ConvSep, preset
 from convsep.training.config import TrainConfig
 from convsep.training.step import LossComputer, excerpt_samples
@@ -211,6 +212,47 @@ def test_random_eq_changes_timbre_within_its_range_and_keeps_level():
         bank.sample(2, 100, torch.Generator(), max_eq_db=-1.0)
 
 
+def _vowel(f0: float, formants: tuple, rate: int = 44100, seconds: float = 1.0) -> torch.Tensor:
+    """A steady sung vowel: harmonics of ``f0`` shaped by Gaussian formant peaks (Hz)."""
+    t = torch.arange(int(rate * seconds), dtype=torch.float64) / rate
+    out = torch.zeros_like(t)
+    for h in range(1, int(8000 / f0)):
+        amplitude = 0.01 + sum(torch.exp(torch.tensor(-((h * f0 - f) / 150.0) ** 2)) for f in formants)
+        out += amplitude * torch.sin(2 * torch.pi * h * f0 * t)
+    return out.float()
+
+
+def _harmonics(x: torch.Tensor, f0: float, rate: int = 44100) -> torch.Tensor:
+    """Amplitudes (rows, harmonics below 8 kHz) of one-second rows at whole multiples of ``f0``."""
+    spectrum = torch.fft.rfft(x.double()).abs()                    # 1 Hz bins
+    return spectrum[:, [int(h * f0 * x.shape[1] / rate) for h in range(1, int(8000 / f0))]]
+
+
+def test_random_formant_shift_moves_the_envelope_not_the_pitch():
+    f0, formants = 200.0, (700.0, 1200.0, 2600.0)
+    x = _vowel(f0, formants)[None].repeat(6, 1)
+    y = random_formant_shift(x, torch.Generator().manual_seed(3), 1.2, 44100)
+    ratio = torch.exp((2 * torch.rand(6, generator=torch.Generator().manual_seed(3)) - 1) * math.log(1.2))
+    assert torch.allclose(y.pow(2).mean(1), x.pow(2).mean(1), rtol=1e-4)               # level kept
+    spectrum = torch.fft.rfft(y.double()).abs()
+    harmonic_energy = _harmonics(y, f0).pow(2).sum(1) / spectrum.pow(2).sum(1)
+    assert (harmonic_energy > 0.95).all()                          # the pitch stays: energy on its harmonics
+    frequencies = torch.arange(1, int(8000 / f0), dtype=torch.float64) * f0
+    centroid = lambda a: (a.pow(2) * frequencies).sum(1) / a.pow(2).sum(1)             # noqa: E731
+    moved = centroid(_harmonics(y, f0)) / centroid(_harmonics(x, f0))
+    assert torch.corrcoef(torch.stack([moved, ratio.double()]))[0, 1] > 0.9            # with each row's factor
+    assert (moved[ratio > 1.05] > 1.03).all() and (moved[ratio < 0.95] < 0.97).all()
+    assert torch.equal(y, random_formant_shift(x, torch.Generator().manual_seed(3), 1.2, 44100))
+    assert torch.allclose(random_formant_shift(x, torch.Generator(), 1.0, 44100), x, atol=1e-4)
+    bank = _tone_bank()                                            # in the bank: vocals only
+    plain = bank.sample(4, 22050, torch.Generator().manual_seed(2), max_speed=1.2)
+    shifted = bank.sample(4, 22050, torch.Generator().manual_seed(2), max_speed=1.2, max_formant=1.2)
+    assert torch.equal(shifted[1], plain[1]) and torch.equal(shifted[3], plain[3])
+    assert not torch.allclose(shifted[0], plain[0])
+    with pytest.raises(ValueError, match="max_formant"):
+        bank.sample(2, 100, torch.Generator(), max_formant=0.9)
+
+
 def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_path, make_hq_dataset):
     root = tmp_path / "corpus"
     make_hq_dataset(root, {("train", f"Song {i}"): 2.0 for i in range(3)})
@@ -220,7 +262,7 @@ def test_training_with_real_voices_selects_on_held_out_singers(fake_mir1k, tmp_p
     cfg = TrainConfig(root=str(root), outdir=str(tmp_path / "run"), cache=str(tmp_path / "cache"),
                       model_overrides=SMALL, batch_size=4, blocks_per_excerpt=1, steps_per_epoch=3, epochs=2,
                       valid_seconds=2.0, tensorboard=False, seed=0, mir1k=str(fake_mir1k), real_valid_clips=2,
-                      real_speed=1.2, real_eq_db=6.0)
+                      real_speed=1.2, real_eq_db=6.0, real_formant=1.1)
     result = train(cfg, progress=False)
     last = result["history"][-1]
     assert {"real_vocals", "real_accompaniment", "vocals"} <= set(last["valid_sdr"])

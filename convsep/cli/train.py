@@ -68,6 +68,9 @@ def register(subparsers) -> None:
     p.add_argument("--real-eq", type=float, default=d.real_eq_db, metavar="DB",
                    help="MIR-1K voices through random smooth equalisers of up to +-DB dB (a tilt and "
                         f"three bells), new timbres at the same pitch (default {d.real_eq_db}: off)")
+    p.add_argument("--real-formant", type=float, default=d.real_formant, metavar="X",
+                   help="move each MIR-1K voice's formants by a factor drawn in [1/X, X] at the same pitch, "
+                        f"another vocal tract singing the same notes (default {d.real_formant}: off)")
     p.add_argument("--karaoke-share", type=float, default=d.karaoke_share,
                    help=f"MIR-1K karaoke excerpts per step, as a share of the batch (default {d.karaoke_share})")
     p.add_argument("--real-valid-clips", type=int, default=d.real_valid_clips,
@@ -130,7 +133,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
         max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
         mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p, real_speed=args.real_speed,
-        real_eq_db=args.real_eq, karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
+        real_eq_db=args.real_eq, real_formant=args.real_formant, karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

@@ -63,7 +63,7 @@ class KaraokeBank:
                    torch.from_numpy(lengths).to(device), rms, index["names"], rate, float(index["bandwidth_hz"]))
 
     def sample(self, n: int, length: int, generator: torch.Generator, max_speed: float = 1.0,
-               max_eq_db: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+               max_eq_db: float = 0.0, max_formant: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """n excerpts of ``length`` samples: vocals and the same clip's accompaniment at the
         same place, each float32 (n, length) in [-1, 1], their clips' RMS (n, 2) (whole
         clips, so that a quiet excerpt stays quiet when levels are set), and each excerpt's
@@ -73,12 +73,14 @@ class KaraokeBank:
         drawn log-uniformly in [1 / max_speed, max_speed]: pitch, formants and tempo move
         together, both stems alike (a new singer and band, still in tune with each other),
         and the recordings' band limit moves with them (``bandwidth_hz * speed``).
-        Resampled by cubic (Catmull-Rom) interpolation, exact at speed 1. ``max_eq_db`` > 0
-        passes each vocals excerpt through its own random equaliser (``random_eq``)."""
+        Resampled by cubic (Catmull-Rom) interpolation, exact at speed 1. ``max_formant`` > 1
+        then moves each vocals excerpt's formants by its own factor at the same pitch
+        (``random_formant_shift``), and ``max_eq_db`` > 0 passes it through its own random
+        equaliser (``random_eq``)."""
         if max_speed < 1:
             raise ValueError("max_speed must be at least 1")
-        if max_eq_db < 0:
-            raise ValueError("max_eq_db must be at least 0")
+        if max_eq_db < 0 or max_formant < 1:
+            raise ValueError("max_eq_db must be at least 0 and max_formant at least 1")
         span = int(np.ceil(length * max_speed)) + 3 if max_speed > 1 else length
         usable = (self.lengths - span + 1).clamp_min(0)
         if int(usable.sum()) == 0:
@@ -94,7 +96,11 @@ class KaraokeBank:
             speed = torch.ones(n, dtype=torch.float64, device=self.device)
             rows = self.audio.unfold(1, length, 1)                              # (2, positions, length) view
             excerpts = rows[:, start].to(torch.float32).div_(32767.0)          # (2, n, length)
-        vocals = random_eq(excerpts[0], generator, max_eq_db, self.rate) if max_eq_db else excerpts[0]
+        vocals = excerpts[0]
+        if max_formant > 1:
+            vocals = random_formant_shift(vocals, generator, max_formant, self.rate)
+        if max_eq_db:
+            vocals = random_eq(vocals, generator, max_eq_db, self.rate)
         return vocals, excerpts[1], self.rms[clip], speed.float()
 
 
@@ -129,6 +135,46 @@ def random_eq(x: torch.Tensor, generator: torch.Generator, max_db: float, rate: 
     y = torch.fft.irfft(torch.fft.rfft(x) * torch.pow(10.0, curve_db / 20), n=length)
     before, after = x.pow(2).mean(1, keepdim=True), y.pow(2).mean(1, keepdim=True)
     return y * torch.sqrt(before / after.clamp_min(1e-20))
+
+
+def random_formant_shift(x: torch.Tensor, generator: torch.Generator, max_ratio: float, rate: int,
+                         max_gain_db: float = 12.0) -> torch.Tensor:
+    """Each row of ``x`` (n, L) with its formants moved by its own factor, drawn
+    log-uniformly in [1/``max_ratio``, ``max_ratio``], at the same pitch, timing and RMS:
+    another vocal tract singing the same notes. Each STFT frame's spectral envelope (its
+    cepstrum below 1.2 ms, which keeps the harmonics of voices up to about 800 Hz out) is
+    evaluated on a frequency axis stretched by the factor; the frame's magnitudes follow the
+    change of envelope (clipped to +-``max_gain_db``), its phases stay. Returns a new tensor."""
+    n, length = x.shape
+    n_fft = _formant_fft(rate)
+    window = torch.hann_window(n_fft, device=x.device)
+    spec = torch.stft(x, n_fft, n_fft // 4, window=window, return_complex=True)      # (n, F, T)
+    parts = torch.view_as_real(spec)                                                   # (n, F, T, 2)
+    log_mag = 0.5 * torch.log(parts.square().sum(-1).clamp_min(1e-12)).transpose(1, 2)  # (n, T, F)
+    ratio = torch.exp((2 * torch.rand(n, generator=generator, device=x.device) - 1) * float(np.log(max_ratio)))
+    bins = torch.arange(spec.shape[1], device=x.device, dtype=torch.float32)           # (F,)
+    quefrency = torch.arange(max(2, int(0.0012 * rate)), device=x.device, dtype=torch.float32)  # (Q,)
+    # The low cepstrum as a cosine series over the bins, analysed at the bins (F, Q) and
+    # synthesised at the bins (Q, F) and at the bins divided by each row's factor (n, Q, F).
+    phase = 2 * np.pi / n_fft * quefrency[:, None]                                     # (Q, 1)
+    fold = torch.full_like(bins, 2.0)
+    fold[0] = fold[-1] = 1.0
+    coefficients = log_mag @ (torch.cos(phase * bins) * fold / n_fft).T               # (n, T, Q)
+    weight = torch.full_like(quefrency, 2.0)[:, None]
+    weight[0] = 1.0
+    envelope = coefficients @ (weight * torch.cos(phase * bins))                       # (n, T, F)
+    moved = coefficients @ (weight * torch.cos(phase * (bins / ratio[:, None])[:, None, :]))
+    limit = max_gain_db * float(np.log(10)) / 20
+    gain = torch.exp((moved - envelope).clamp_(-limit, limit)).transpose(1, 2)         # (n, F, T)
+    spec = torch.view_as_complex(parts * gain[..., None])
+    y = torch.istft(spec, n_fft, n_fft // 4, window=window, length=length)
+    before, after = x.pow(2).mean(1, keepdim=True), y.pow(2).mean(1, keepdim=True)
+    return y * torch.sqrt(before / after.clamp_min(1e-20))
+
+
+def _formant_fft(rate: int) -> int:
+    """The power of two nearest 46 ms at ``rate`` (2048 at 44.1 kHz)."""
+    return 1 << round(np.log2(0.046 * rate))
 
 
 def _build(root, cache_dir: Path, split: str, rate: int) -> None:

@@ -49,6 +49,7 @@ class TrainConfig:
     karaoke_share: float = 0.25         # MIR-1K karaoke excerpts per step, as a share of batch_size
     real_speed: float = 1.0             # MIR-1K excerpts played at speeds in [1/x, x] (1: as recorded)
     real_eq_db: float = 0.0             # MIR-1K voices through random equalisers of +-x dB (0: off)
+    real_formant: float = 1.0           # MIR-1K voices' formants moved by factors in [1/x, x] (1: off)
     real_level_db: tuple = (-8.0, 3.0)  # voice RMS against the accompaniment, drawn uniformly
     real_valid_clips: int = 24          # held-out clips scored after each epoch (x 2 levels)
     select_on: str = "auto"             # best model by: synthetic, real, auto (real when mir1k is set)
@@ -81,6 +82,8 @@ class TrainConfig:
             problems.append("real_speed must be in [1, 2]")
         if not 0 <= self.real_eq_db <= 24:
             problems.append("real_eq_db must be in [0, 24]")
+        if not 1 <= self.real_formant <= 1.5:
+            problems.append("real_formant must be in [1, 1.5]")
         if len(self.real_level_db) != 2 or self.real_level_db[0] > self.real_level_db[1]:
             problems.append("real_level_db must be (low, high)")
         if self.select_on not in ("auto", "synthetic", "real"):

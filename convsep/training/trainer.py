@@ -366,13 +366,13 @@ class Trainer:
         B = batch.shape[0]
         replace = (torch.rand(B, generator=g, device=self.device) < cfg.real_vocals_p).nonzero().squeeze(1)
         if replace.numel():
-            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed, cfg.real_eq_db)
+            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed, cfg.real_eq_db, cfg.real_formant)
             place_vocals(batch, vocals, rms[:, 0], replace, self._draw_level(replace.numel()))
             band_hz[replace] = self.karaoke.bandwidth_hz * speed
         k = round(cfg.karaoke_share * B)
         parts = [(batch, band_hz, None, B)]
         if k:
-            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed, cfg.real_eq_db)
+            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed, cfg.real_eq_db, cfg.real_formant)
             gain_db = -6.0 * torch.rand(k, generator=g, device=self.device)
             sources = karaoke_sources(vocals, accomp, rms, self._draw_level(k), gain_db, batch.shape[1])
             parts.append((sources, self.karaoke.bandwidth_hz * speed,
