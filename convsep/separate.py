@@ -23,6 +23,7 @@ from convsep.masks import masked_mixtures, soft_masks
 from convsep.modelfile import load_model
 from convsep.models import ConvSep
 from convsep.spectral import STFT, block_weights
+from convsep.speeds import check_speeds, ensemble_stream
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,15 @@ class Separator:
                  mask_power: float | None = None, segment_seconds: float = 5.0,
                  batch_blocks: int = 512, outputs: Sequence[Output] | None = None,
                  metadata: dict | None = None, backend=None, wiener_iterations: int | None = None,
-                 input_level_db: float | bool | None = None):
+                 input_level_db: float | bool | None = None, speeds: Sequence[float] | None = None):
         # backend: an exported model (convsep.export.ExportedBackend) run instead of ``model``
         # wiener_iterations: EM steps of norbert's multichannel Wiener filter after the soft
         # masks, per segment (None: the model file's "wiener_iterations", else 0: masks only)
         # input_level_db: the RMS level (dBFS) whole signals are brought to before the model
         # sees them (the level its training mixtures had; the masks still apply to the signal
         # as it is). None: the model file's "input_level_db", else off; False: off.
+        # speeds: playback speeds whose separations are averaged (convsep.speeds); None: the
+        # model file's "speeds", else (1,): the song as recorded, once.
         cfg = (backend or model).config
         self.device = resolve_device(device)
         self.backend = backend
@@ -123,6 +126,7 @@ class Separator:
             self.input_level_db: float | None = float(input_level_db)
         else:
             self.input_level_db = None
+        self.speeds = check_speeds(speeds if speeds is not None else self.metadata.get("speeds", (1.0,)))
 
     def input_gain(self, waveform: torch.Tensor) -> float:
         """The gain that brings ``waveform``'s RMS to ``input_level_db``: see ``gain_for_rms``."""
@@ -179,11 +183,19 @@ class Separator:
         return soft_masks(self.estimate(spec.abs()), dim=0, power=self.mask_power)
 
     # -- streaming --------------------------------------------------------------------
-    @torch.inference_mode()
     def stream(self, chunks: Iterable[np.ndarray | torch.Tensor], input_gain: float = 1.0) -> Iterator[torch.Tensor]:
         """(channels, n) chunks at 44.1 kHz -> (outputs, channels, m) float32 chunks on the
         CPU; together they have exactly as many samples as the input. The model sees the
-        signal times ``input_gain`` (the stems do not)."""
+        signal times ``input_gain`` (the stems do not); with several ``speeds``, at each."""
+        if self.speeds == (1.0,):
+            return self._stream(chunks, input_gain)
+        sources = len(self.config.sources)
+        shares = [len(o.sources) / sources for o in self.outputs]
+        return ensemble_stream(lambda pieces: self._stream(pieces, input_gain), chunks, self.speeds,
+                               self.config.channels, shares)
+
+    @torch.inference_mode()
+    def _stream(self, chunks: Iterable[np.ndarray | torch.Tensor], input_gain: float = 1.0) -> Iterator[torch.Tensor]:
         stft, hop, n_fft = self.stft, self.config.hop, self.config.n_fft
         half = n_fft // 2
         channels = self.config.channels
