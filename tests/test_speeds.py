@@ -1,6 +1,9 @@
 """The speed ensemble inside the Separator: passes at other playback speeds, averaged."""
+import json
+
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 import torch
 
@@ -85,8 +88,35 @@ def test_speeds_are_checked(model, tmp_path, capsys):
         Separator(model, speeds=(1.0, 9.0))
     assert Separator(model, metadata={"speeds": [1.0, 1.19]}).speeds == (1.0, 1.19)
     song = tmp_path / "song.wav"
-    import soundfile as sf
     sf.write(song, _tones(1).T, RATE)
     code = main(["separate", str(song), "-o", str(tmp_path / "out"), "--speeds", "1,3", "--no-progress"])
     assert code != 0 and "speeds must be distinct" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_scores_the_ensemble_under_its_own_name(tmp_path, make_hq_dataset, model_file, capsys):
+    """Both evaluation modes: the ensemble's results never mix with the plain model's."""
+    root = tmp_path / "hq"
+    make_hq_dataset(root, {("test", "Alpha - One"): 2.0})
+    out = tmp_path / "ev"
+    common = ["--root", str(root), "--is-wav", "-m", str(model_file), "-o", str(out), "--no-progress", "--no-report"]
+    assert main(["evaluate", *common]) == 0
+    assert main(["evaluate", *common, "--speeds", "1,1.19"]) == 0
+    methods = json.loads((out / "evaluation.json").read_text())["methods"]
+    assert methods["stereo"] == {"kind": "model", "source": "stereo.pt"}
+    assert methods["stereo-speeds-1-1.19"] == {"kind": "model", "source": "stereo.pt", "speeds": [1.0, 1.19]}
+    plain = json.loads(next((out / "stereo").rglob("Alpha - One.json")).read_text())
+    ensemble = json.loads(next((out / "stereo-speeds-1-1.19").rglob("Alpha - One.json")).read_text())
+    assert plain != ensemble
+    assert main(["evaluate", *common, "--speeds", "1,0.1"]) != 0
+    assert "speeds must be distinct" in capsys.readouterr().err
+    pair = tmp_path / "pairs" / "song"
+    pair.mkdir(parents=True)
+    tones = _tones(2)
+    sf.write(pair / "vocals.wav", tones[0], RATE)
+    sf.write(pair / "accompaniment.wav", tones[1], RATE)
+    two = ["evaluate", "--root", str(tmp_path / "pairs"), "--two-stems", "vocals", "-m", str(model_file),
+           "--no-bsseval", "--no-progress", "--speeds", "1,1.12", "-o", str(tmp_path / "two")]
+    assert main(two) == 0
+    medians = json.loads((tmp_path / "two" / "two_stems.json").read_text())["median"]
+    assert list(medians) == [f"{model_file} @ speeds 1,1.12"]

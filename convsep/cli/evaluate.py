@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                      help="MIR-1K: only the held-out (valid) or training singers")
     two.add_argument("--limit", type=int, default=None, metavar="N", help="score N pairs spread over the set")
     two.add_argument("--no-bsseval", action="store_true", help="global SDR only (faster)")
+    p.add_argument("--speeds", default=None, metavar="LIST",
+                   help="every model separates with this speed ensemble, e.g. 1,1.12,1.19 (see convsep "
+                        "separate --speeds); its results are named MODEL-speeds-1-1.12-1.19")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=handler)
 
@@ -66,7 +69,7 @@ def two_stem_handler(args: argparse.Namespace) -> int:
     summary = evaluate_two_stems(args.root, args.models, args.outdir, levels_db=_levels(args.levels),
                                  split=args.split, max_seconds=args.max_seconds, bsseval=not args.no_bsseval,
                                  vocals=args.two_stems, device=args.device, limit=args.limit,
-                                 progress=not args.no_progress and sys.stderr.isatty())
+                                 progress=not args.no_progress and sys.stderr.isatty(), speeds=args.speeds)
     keys = [k for k in next(iter(summary.values())) if k != "mixtures"]
     print("| model | mixtures | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
@@ -86,7 +89,7 @@ def handler(args: argparse.Namespace) -> int:
                       subset=args.subset, layout=args.layout, is_wav=args.is_wav, tracks=args.tracks,
                       backend=args.backend, device=args.device, jobs=args.jobs,
                       max_seconds=args.max_seconds, progress=not args.no_progress and sys.stderr.isatty(),
-                      report=not args.no_report)
+                      report=not args.no_report, speeds=args.speeds)
     for failure in result.failures:
         print(f"convsep evaluate: error: {failure}", file=sys.stderr)
     if result.report is not None:

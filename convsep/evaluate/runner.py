@@ -37,6 +37,7 @@ from convsep.evaluate.store import (
     write_track,
 )
 from convsep.modelfile import read_model_file, resolve_model_path
+from convsep.speeds import check_speeds
 
 BACKENDS = ("fast", "museval")
 WINDOW = SAMPLE_RATE  # BSSEval v4 windows and hops of one second
@@ -48,6 +49,7 @@ class Method:
     name: str
     kind: str  # "model" or "oracle"
     spec: str
+    speeds: tuple[float, ...] | None = None   # a model's speed ensemble (None: its file's)
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,21 @@ class EvaluationResult:
         return not self.failures
 
 
-def model_methods(models: Sequence[str | os.PathLike]) -> list[Method]:
-    """Model files or bundled names -> methods named by the file's stem (checked readable)."""
+def model_methods(models: Sequence[str | os.PathLike], speeds: Sequence[float] | None = None) -> list[Method]:
+    """Model files or bundled names -> methods named by the file's stem (checked readable);
+    with ``speeds``, separated by that speed ensemble and named ``<stem>-speeds-1-1.12-...``."""
     methods = []
+    suffix = "-speeds-" + "-".join(f"{s:g}" for s in speeds) if speeds else ""
     for model in models:
         path = resolve_model_path(model)
         read_model_file(path)
-        methods.append(Method(path.stem, "model", str(path)))
+        methods.append(Method(path.stem + suffix, "model", str(path), tuple(speeds) if speeds else None))
     return methods
 
 
-def plan_methods(models: Sequence[str | os.PathLike], oracles: str | Sequence[str] | None) -> list[Method]:
-    methods = model_methods(models)
+def plan_methods(models: Sequence[str | os.PathLike], oracles: str | Sequence[str] | None,
+                 speeds: Sequence[float] | None = None) -> list[Method]:
+    methods = model_methods(models, speeds)
     methods += [Method("mixture" if o == "mixture" else f"oracle-{o}", "oracle", o)
                 for o in parse_oracles(oracles)]
     if not methods:
@@ -112,9 +117,10 @@ def _init_worker(threads: int) -> None:
 def _separator(method: Method, device: str):
     from convsep.separate import Separator
 
-    if method.spec not in _separators:
-        _separators[method.spec] = Separator.load(method.spec, device=device)
-    return _separators[method.spec]
+    key = f"{method.spec} {method.speeds}"
+    if key not in _separators:
+        _separators[key] = Separator.load(method.spec, device=device, speeds=method.speeds)
+    return _separators[key]
 
 
 def model_estimates(separator, sources: torch.Tensor) -> torch.Tensor:
@@ -267,6 +273,7 @@ def evaluate(
     max_seconds: float | None = None,
     progress: bool = True,
     report: bool = True,
+    speeds: Sequence[float] | None = None,
 ) -> EvaluationResult:
     """Evaluate models and oracles on the ``subset`` tracks under ``root``.
 
@@ -275,7 +282,8 @@ def evaluate(
     Writes ``outdir/<method>/test/<track>.json``, ``frames.csv``, ``global_sdr.csv`` per
     method, ``outdir/evaluation.json`` and (``report=True``) ``outdir/report.md`` with PNG
     boxplots. Method names: the model file's stem, ``oracle-irm1``, ``oracle-irm2``,
-    ``oracle-ibm``, ``mixture``.
+    ``oracle-ibm``, ``mixture``. ``speeds``: every model separates with that speed ensemble
+    (``convsep.speeds``), and its name says so.
     """
     started = time.perf_counter()
     if backend not in BACKENDS:
@@ -293,7 +301,7 @@ def evaluate(
         from convsep.separate import resolve_device
 
         device = str(resolve_device(device))
-    methods = plan_methods(models, oracles)
+    methods = plan_methods(models, oracles, check_speeds(speeds) if speeds is not None else None)
     root = Path(root).expanduser()
     if subset is None:
         subset = _default_subset(root, layout)
@@ -351,7 +359,8 @@ def evaluate(
         oracle_stft={"n_fft": ORACLE_N_FFT, "hop": ORACLE_HOP, "window": "hann"},
     )
     known = meta.get("methods", {})
-    known.update({m.name: {"kind": m.kind, "source": Path(m.spec).name if m.kind == "model" else m.spec}
+    known.update({m.name: {"kind": m.kind, "source": Path(m.spec).name if m.kind == "model" else m.spec,
+                           **({"speeds": list(m.speeds)} if m.speeds else {})}
                   for m in methods})
     meta["methods"] = known
     write_meta(outdir, meta)

@@ -31,6 +31,7 @@ from convsep.errors import ConvSepError
 from convsep.evaluate.karaoke import vocals_and_rest, voice_gain
 from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes
+from convsep.speeds import check_speeds
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 ACCOMPANIMENT_PARTS = ("drums", "bass", "other")
@@ -106,8 +107,10 @@ def _bsseval_sdr(refs: torch.Tensor, ests: torch.Tensor) -> list[float]:
 def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Path,
                        levels_db: Sequence[float] | None = None, split: str | None = None,
                        max_seconds: float | None = None, bsseval: bool = True, vocals: str = "vocals",
-                       device: str = "cpu", limit: int | None = None, progress: bool = False) -> dict:
-    """Scores each model (file or bundled name); returns {model: {"vocals": ..., ...}}."""
+                       device: str = "cpu", limit: int | None = None, progress: bool = False,
+                       speeds: Sequence[float] | None = None) -> dict:
+    """Scores each model (file or bundled name), with the speed ensemble ``speeds`` if given
+    (then named ``MODEL @ speeds 1,1.12,...``); returns {model: {"vocals": ..., ...}}."""
     from tqdm import tqdm
 
     from convsep.separate import Separator
@@ -116,7 +119,10 @@ def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Pa
     if limit:
         pairs = pairs[::max(1, len(pairs) // limit)][:limit]
     levels = list(levels_db) if levels_db else [None]
-    separators = {str(m) if m else "default": Separator.load(m, device=device) for m in (models or [None])}
+    speeds = check_speeds(speeds) if speeds is not None else None
+    suffix = " @ speeds " + ",".join(f"{s:g}" for s in speeds) if speeds else ""
+    separators = {(str(m) if m else "default") + suffix: Separator.load(m, device=device, speeds=speeds)
+                  for m in (models or [None])}
     for name, sep in separators.items():
         if vocals not in sep.config.sources:
             raise ConvSepError(f"model {name} has no {vocals!r} stem")
