@@ -40,8 +40,8 @@ def register(subparsers) -> None:
                         "trained at; the stems keep the song's level (default: what the model file says, else off)")
     p.add_argument("--speeds", default=None, metavar="LIST",
                    help="separate the song also played at these speeds (pitch and tempo together) and average "
-                        "the stems, e.g. 1,1.12,1.19: better stems for about as many times the time "
-                        "(default: what the model file says, else 1)")
+                        "the stems, e.g. 1,1.12,1.19, for about 3x the time: better on real voices, worse on "
+                        "synthetic instruments, see docs/results.md (default: what the model file says, else 1)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="files separated in parallel (default: 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads per job (default: all cores / jobs); 1 is fastest on a busy machine")
