@@ -2,6 +2,7 @@
 best and last checkpoints, exact resume, early stopping, logs."""
 from __future__ import annotations
 
+import gc
 import json
 import math
 import shutil
@@ -289,6 +290,7 @@ class Trainer:
             save_model(self.outdir / BEST, self.model, self._metadata({}))
         agree = self._ranks_agree()
         self.net = self.model  # the DDP wrapper holds the process group: released before it closes
+        gc.collect()           # its reducer's gloo work goes now, not in the interpreter's teardown
         distributed.close(self.ctx)
         return {"step": self.step, "best": self.best, "history": self.history, "ranks_agree": agree,
                 "processes": self.ctx.world_size, "is_main": self.ctx.is_main}
