@@ -26,8 +26,11 @@ from convsep.inputs import as_waveform
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
-def check_speeds(speeds: Sequence[float] | str) -> tuple[float, ...]:
-    """Distinct playback speeds in [0.5, 2] (a string: comma-separated) -> a tuple."""
+def check_speeds(speeds: Sequence[float] | str | None) -> tuple[float, ...] | None:
+    """Distinct playback speeds in [0.5, 2] (a string: comma-separated) -> a tuple; None
+    (not asked for) stays None."""
+    if speeds is None:
+        return None
     try:
         values = tuple(float(s) for s in (speeds.split(",") if isinstance(speeds, str) else speeds))
     except (TypeError, ValueError):
@@ -37,6 +40,11 @@ def check_speeds(speeds: Sequence[float] | str) -> tuple[float, ...]:
         raise ConvSepError(f"speeds must be distinct numbers from {MIN_SPEED} to {MAX_SPEED}, "
                            f"e.g. 1,1.12,1.19; got {speeds!r}")
     return values
+
+
+def speeds_label(speeds: Sequence[float], separator: str = ",") -> str:
+    """(1.0, 1.12) -> "1,1.12": how results name a speed ensemble."""
+    return separator.join(f"{s:g}" for s in speeds)
 
 
 class _Pass:
@@ -53,7 +61,6 @@ class _Pass:
         self.finished = False          # the separator has produced everything
         self.stems: list[torch.Tensor] = []
         self.mixture: list[torch.Tensor] = []
-        self.produced = self.heard = 0  # samples in stems / mixture so far
         if speed != 1.0:
             def stream(rate_in: float, rate_out: float) -> soxr.ResampleStream:
                 return soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
@@ -73,11 +80,11 @@ class _Pass:
         self.closed = chunk is None
         if self.speed != 1.0:
             chunk = self._resample(self.down, chunk)
-            self._keep(self.mixture, torch.from_numpy(self._resample(self.mixture_up, chunk)))
+            self.mixture.append(torch.from_numpy(self._resample(self.mixture_up, chunk)))
             if self.closed:
-                self._keep(self.mixture, torch.from_numpy(self._resample(self.mixture_up, None)))
+                self.mixture.append(torch.from_numpy(self._resample(self.mixture_up, None)))
         elif chunk is not None:
-            self._keep(self.mixture, torch.from_numpy(chunk))
+            self.mixture.append(torch.from_numpy(chunk))
         if chunk is not None:
             self.inbox.append(chunk)
 
@@ -88,14 +95,11 @@ class _Pass:
             stems = piece.numpy() if piece is not None else [None] * len(self.stems_up)
             piece = torch.from_numpy(np.stack([self._resample(up, x) for up, x in zip(self.stems_up, stems)]))
         if piece is not None:
-            self._keep(self.stems, piece)
+            self.stems.append(piece)
 
-    def _keep(self, pieces: list[torch.Tensor], piece: torch.Tensor) -> None:
-        pieces.append(piece)
-        if pieces is self.stems:
-            self.produced += piece.shape[-1]
-        else:
-            self.heard += piece.shape[-1]
+
+def _length(pieces: list[torch.Tensor]) -> int:
+    return sum(piece.shape[-1] for piece in pieces)
 
 
 def _take(pieces: list[torch.Tensor], n: int) -> torch.Tensor:
@@ -153,14 +157,13 @@ def ensemble_stream(separate: Callable[[Iterable[np.ndarray]], Iterator[torch.Te
     while True:
         running = [p for p in passes if not p.finished]
         if running:
-            slowest = min(running, key=lambda p: p.produced)
+            slowest = min(running, key=lambda p: _length(p.stems))
             slowest.take(next(outputs[passes.index(slowest)], None))
         else:                                 # resampled lengths may differ from the input's by a sample
             for p in passes:
                 _fit(p.stems, total - emitted)
                 _fit(p.mixture, total - emitted)
-                p.produced = p.heard = total
-        ready = min(min(min(p.produced, p.heard) for p in passes), total) - emitted
+        ready = min([total - emitted] + [min(_length(p.stems), _length(p.mixture)) for p in passes])
         if ready > 0:
             stems = sum(_take(p.stems, ready) for p in passes) / len(passes)
             heard = sum(_take(p.mixture, ready) for p in passes) / len(passes)

@@ -131,7 +131,7 @@ def handler(args: argparse.Namespace) -> int:
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
                    wiener=args.wiener, input_level=_input_level(args.input_level),
-                   speeds=check_speeds(args.speeds) if args.speeds is not None else None,
+                   speeds=check_speeds(args.speeds),
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
                    allow_truncated=args.allow_truncated)

@@ -37,7 +37,7 @@ from convsep.evaluate.store import (
     write_track,
 )
 from convsep.modelfile import read_model_file, resolve_model_path
-from convsep.speeds import check_speeds
+from convsep.speeds import check_speeds, speeds_label
 
 BACKENDS = ("fast", "museval")
 WINDOW = SAMPLE_RATE  # BSSEval v4 windows and hops of one second
@@ -84,7 +84,7 @@ def model_methods(models: Sequence[str | os.PathLike], speeds: Sequence[float] |
     """Model files or bundled names -> methods named by the file's stem (checked readable);
     with ``speeds``, separated by that speed ensemble and named ``<stem>-speeds-1-1.12-...``."""
     methods = []
-    suffix = "-speeds-" + "-".join(f"{s:g}" for s in speeds) if speeds else ""
+    suffix = "-speeds-" + speeds_label(speeds, "-") if speeds else ""
     for model in models:
         path = resolve_model_path(model)
         read_model_file(path)
@@ -301,7 +301,7 @@ def evaluate(
         from convsep.separate import resolve_device
 
         device = str(resolve_device(device))
-    methods = plan_methods(models, oracles, check_speeds(speeds) if speeds is not None else None)
+    methods = plan_methods(models, oracles, check_speeds(speeds))
     root = Path(root).expanduser()
     if subset is None:
         subset = _default_subset(root, layout)

@@ -31,7 +31,7 @@ from convsep.errors import ConvSepError
 from convsep.evaluate.karaoke import vocals_and_rest, voice_gain
 from convsep.evaluate.sdr import global_sdr
 from convsep.modelfile import atomic_write_bytes
-from convsep.speeds import check_speeds
+from convsep.speeds import check_speeds, speeds_label
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 ACCOMPANIMENT_PARTS = ("drums", "bass", "other")
@@ -119,8 +119,8 @@ def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Pa
     if limit:
         pairs = pairs[::max(1, len(pairs) // limit)][:limit]
     levels = list(levels_db) if levels_db else [None]
-    speeds = check_speeds(speeds) if speeds is not None else None
-    suffix = " @ speeds " + ",".join(f"{s:g}" for s in speeds) if speeds else ""
+    speeds = check_speeds(speeds)
+    suffix = " @ speeds " + speeds_label(speeds) if speeds else ""
     separators = {(str(m) if m else "default") + suffix: Separator.load(m, device=device, speeds=speeds)
                   for m in (models or [None])}
     for name, sep in separators.items():

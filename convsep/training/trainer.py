@@ -361,6 +361,11 @@ class Trainer:
         u = torch.rand(n, generator=self.sampler.generator, device=self.device)
         return low + (high - low) * u
 
+    def _karaoke_excerpts(self, n: int, length: int) -> tuple:
+        """``KaraokeBank.sample`` with the configured speeds, equalisers and formant moves."""
+        cfg = self.config
+        return self.karaoke.sample(n, length, self.sampler.generator, cfg.real_speed, cfg.real_eq_db, cfg.real_formant)
+
     def _real_batches(self, batch: torch.Tensor, band_hz: torch.Tensor) -> list:
         """MIR-1K singing into the batch: some excerpts' vocals replaced (band-limited), and
         karaoke excerpts scored as vocals / accompaniment. [(sources, band_hz, groups, share)]"""
@@ -368,13 +373,13 @@ class Trainer:
         B = batch.shape[0]
         replace = (torch.rand(B, generator=g, device=self.device) < cfg.real_vocals_p).nonzero().squeeze(1)
         if replace.numel():
-            vocals, _, rms, speed = self.karaoke.sample(replace.numel(), L, g, cfg.real_speed, cfg.real_eq_db, cfg.real_formant)
+            vocals, _, rms, speed = self._karaoke_excerpts(replace.numel(), L)
             place_vocals(batch, vocals, rms[:, 0], replace, self._draw_level(replace.numel()))
             band_hz[replace] = self.karaoke.bandwidth_hz * speed
         k = round(cfg.karaoke_share * B)
         parts = [(batch, band_hz, None, B)]
         if k:
-            vocals, accomp, rms, speed = self.karaoke.sample(k, L, g, cfg.real_speed, cfg.real_eq_db, cfg.real_formant)
+            vocals, accomp, rms, speed = self._karaoke_excerpts(k, L)
             gain_db = -6.0 * torch.rand(k, generator=g, device=self.device)
             sources = karaoke_sources(vocals, accomp, rms, self._draw_level(k), gain_db, batch.shape[1])
             parts.append((sources, self.karaoke.bandwidth_hz * speed,
