@@ -68,12 +68,16 @@ def main() -> None:
     widths = {n: getattr(model.config, n) for n in WIDTHS if getattr(model.config, n) != getattr(stereo, n)}
     train_config = dict(meta.get("train_config", {}))
     previous = Path(args.stages[-2]).name if len(args.stages) > 1 else None
+    # a stage at another frame length starts from its reframed file (scripts/reframe_model.py)
+    reframed = previous and load_model(Path(args.stages[-2]) / "best.pt")[0].config.n_fft != model.config.n_fft
     train_config.update(outdir=f"work/runs/{Path(args.stages[-1]).name}", cache=None,
                         mir1k="../shared/data/real/mir1k", karaoke_cache="work",
-                        init=f"work/runs/{previous}/best.pt" if previous else train_config.get("init"))
+                        init=f"work/runs/{previous}/best.pt" if previous and not reframed else train_config.get("init"))
+    frames = f" at n_fft {model.config.n_fft}" if model.config.n_fft != stereo.n_fft else ""
     meta.update({
         "name": args.name,
-        "preset": "convsep-stereo" + (" widened: " + ", ".join(f"{n} {v}" for n, v in widths.items()) if widths else ""),
+        "preset": "convsep-stereo" + (" widened: " + ", ".join(f"{n} {v}" for n, v in widths.items()) if widths else "")
+                  + frames,
         "trained_on": DATA,
         "train_config": train_config,
         "recipe": "scripts/train_models.sh step 5 (step 2's model, then " + ", then ".join(

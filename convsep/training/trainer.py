@@ -114,9 +114,11 @@ class Trainer:
                 widths = ", ".join(f"{n} {getattr(model.config, n)}" for n in WIDTHS)
                 print(f"train: --init {path}: widened to {widths} (same function)")
         elif diff:
+            hint = ("; scripts/reframe_model.py moves a model to another n_fft"
+                    if model.config.n_fft != self.model_config.n_fft else "")
             raise ConvSepError(f"--init {path}: the model was made with another config "
                                f"({diff.replace('checkpoint', 'file')}); use its --model and --model-config, "
-                               "or wider conv1_filters / conv2_filters / bottleneck")
+                               f"or wider conv1_filters / conv2_filters / bottleneck{hint}")
         self.model.load_state_dict(model.state_dict())
 
     def _open_data(self):
