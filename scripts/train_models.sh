@@ -101,6 +101,17 @@ $PY -m convsep train "$CACHE" "$VARIED_CACHE" -o "$WORK/runs/eq-strong" --init "
 OMP_NUM_THREADS=1 $PY -m convsep train "$CACHE" "$VARIED_CACHE" -o "$WORK/runs/eq-more" \
     --init "$WORK/runs/eq-strong/best.pt" "${real[@]}" "${wide[@]}" --lr 2e-4 --epochs 36 --real-valid-clips 48 \
     --real-speed 1.19 --real-eq 10 --seed 7 --max-minutes "$(minutes 75)"
+# i) eq-more's best moved to 2048-point frames (21.5 Hz bins instead of 43 Hz; the same hop, so
+#    the same instants): the last layer resampled along frequency, the first refitted by least
+#    squares on training excerpts to see what it saw (scripts/reframe_model.py), then one more
+#    cosine cycle at the new frame length, lr 2e-4 over 45 epochs, both threads.
+$PY scripts/reframe_model.py "$WORK/runs/eq-more/best.pt" "$WORK/models/reframe2048.pt" --n-fft 2048 \
+    --corpus "$CORPUS" --corpus "$VARIED" --mir1k "$MIR1K" --ridge 0.01
+wide2048=(--model-config '{"conv1_filters": 128, "conv2_filters": 48, "bottleneck": 256, "n_fft": 2048,
+          "input_scale": 0.02209708691207961}')
+$PY -m convsep train "$CACHE" "$VARIED_CACHE" -o "$WORK/runs/fft2048" --init "$WORK/models/reframe2048.pt" \
+    "${real[@]}" "${wide[@]}" "${wide2048[@]}" --lr 2e-4 --epochs 45 --real-valid-clips 48 \
+    --real-speed 1.19 --real-eq 10 --seed 11 --max-minutes "$(minutes 92)"
 # Scores on the held-out singers (169 clips x voice at 0 and -5 dB), as in docs/results.md:
 #   $PY -m convsep evaluate --root "$MIR1K" --two-stems vocals --split valid --levels 0,-5 \
 #       -m default -m "$WORK/runs/real-stage2/best.pt" -o "$WORK/eval-mir1k"
