@@ -5,7 +5,9 @@ run and on one random input:
 
 - the floor of any mask model at convsep's STFT: torch STFT + 4 ISTFT (n_fft 1024, hop 256);
 - convsep, each preset with random weights (``Separator.separate_tensor``: streaming in
-  segments, blocks, model, overlap-add, soft masks, ISTFT of the 4 stems);
+  segments, blocks, model, overlap-add, soft masks, ISTFT of the 4 stems), and each model of
+  ``--models`` (bundled names or files: the default model's widths and frame length), with
+  the floor at that model's n_fft beside it when it is not 1024;
 - Open-Unmix (its model classes, random weights, 4 targets) with 0 and 1 Wiener iterations;
 - HTDemucs (class defaults, random weights) through ``demucs.apply.apply_model``.
 
@@ -16,6 +18,7 @@ HTDemucs is slow on a CPU (minutes per 4-min track); by default it runs on input
 fixed segments) and marked as such.
 
     python benchmarks/separation_speed.py [--seconds 30 240] [--repeats 3] [--device cpu]
+        [--models default synthetic]
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from _common import (machine, print_table, synchronizer, timed,  # noqa: E402
 
 import torch  # noqa: E402
 
+from convsep.modelfile import load_model  # noqa: E402
 from convsep.models import PRESETS, ConvSep  # noqa: E402
 from convsep.separate import Separator  # noqa: E402
 
@@ -44,15 +48,15 @@ def make_input(seconds: float, seed: int = 0) -> torch.Tensor:
     return 0.1 * torch.randn(2, int(seconds * RATE), generator=g)
 
 
-def floor_fn(x: torch.Tensor) -> Callable[[], torch.Tensor]:
+def floor_fn(x: torch.Tensor, n_fft: int = N_FFT) -> Callable[[], torch.Tensor]:
     """torch STFT of the mixture + ISTFT of 4 stems of it: (C, N) -> (4, C, N)."""
-    window = torch.hann_window(N_FFT, device=x.device)
+    window = torch.hann_window(n_fft, device=x.device)
 
     def run() -> torch.Tensor:
         with torch.inference_mode():
-            spec = torch.stft(x, N_FFT, HOP, window=window, return_complex=True)   # (C, bins, F)
+            spec = torch.stft(x, n_fft, HOP, window=window, return_complex=True)   # (C, bins, F)
             stems = spec.unsqueeze(0).expand(4, *spec.shape).reshape(-1, *spec.shape[1:])
-            out = torch.istft(stems, N_FFT, HOP, window=window, length=x.shape[-1])
+            out = torch.istft(stems, n_fft, HOP, window=window, length=x.shape[-1])
             return out.reshape(4, *x.shape)
     return run
 
@@ -61,6 +65,12 @@ def convsep_fn(name: str, x: torch.Tensor, device: str) -> Callable[[], torch.Te
     torch.manual_seed(0)
     separator = Separator(ConvSep(PRESETS[name]), device=device)
     mix = x if PRESETS[name].channels == 2 else x.mean(0, keepdim=True)
+    return lambda: separator.separate_tensor(mix)
+
+
+def model_fn(model: ConvSep, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
+    separator = Separator(model, device=device)
+    mix = x if model.config.channels == 2 else x.mean(0, keepdim=True)
     return lambda: separator.separate_tensor(mix)
 
 
@@ -115,6 +125,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS))
+    parser.add_argument("--models", nargs="*", default=[],
+                        help="model files or bundled names (default, synthetic, realtime) timed beside the presets")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--htdemucs-max-seconds", type=float, default=30.0,
                         help="longer inputs get an extrapolated HTDemucs time (default 30)")
@@ -134,20 +146,26 @@ def main() -> None:
         print(note)
         notes.append(note)
 
+    models = {name: load_model(name)[0] for name in args.models}
+    frame_lengths = sorted({m.config.n_fft for m in models.values()} - {N_FFT})
     results: list[dict] = []
     for seconds in args.seconds:
         x = make_input(seconds).to(args.device)
-        cases: list[tuple[str, Callable[[], Callable[[], torch.Tensor]]]] = [
-            ("floor: torch STFT + 4 ISTFT (1024/256)", lambda: floor_fn(x))]
-        cases += [(f"convsep {name}", lambda name=name: convsep_fn(name, x, args.device))
+        # (label, builder, n_fft of the floor it is compared with)
+        cases: list[tuple[str, Callable[[], Callable[[], torch.Tensor]], int]] = [
+            (f"floor: torch STFT + 4 ISTFT ({N_FFT}/{HOP})", lambda: floor_fn(x), N_FFT)]
+        cases += [(f"convsep {name}", lambda name=name: convsep_fn(name, x, args.device), PRESETS[name].n_fft)
                   for name in args.presets]
+        cases += [(f"floor: torch STFT + 4 ISTFT ({n}/{HOP})", lambda n=n: floor_fn(x, n), n) for n in frame_lengths]
+        cases += [(f"convsep model {name} (n_fft {m.config.n_fft})", lambda m=m: model_fn(m, x, args.device),
+                   m.config.n_fft) for name, m in models.items()]
         if not umx_missing:
-            cases += [(f"Open-Unmix, {n} Wiener it.", lambda n=n: openunmix_fn(x, n, args.device))
+            cases += [(f"Open-Unmix, {n} Wiener it.", lambda n=n: openunmix_fn(x, n, args.device), N_FFT)
                       for n in (0, 1)]
         if not demucs_missing:
-            cases.append(("HTDemucs", lambda: htdemucs_fn(x, args.device)))
-        floor = None
-        for label, build in cases:
+            cases.append(("HTDemucs", lambda: htdemucs_fn(x, args.device), N_FFT))
+        floors: dict[int, float] = {}
+        for label, build, n_fft in cases:
             extrapolated = label == "HTDemucs" and seconds > args.htdemucs_max_seconds
             if extrapolated:
                 short = [r for r in results if r["what"] == label and not r.get("extrapolated")]
@@ -165,19 +183,19 @@ def main() -> None:
                          **timed(fn, repeats=repeats, warmup=0 if slow and seconds > 60 else 1, sync=sync)}
                 del fn
                 gc.collect()
-            if floor is None:
-                floor = entry["median_s"]
+            floors.setdefault(n_fft, entry["median_s"])            # each floor runs before its models
             entry["rtf"] = entry["median_s"] / seconds
-            entry["ratio_to_floor"] = entry["median_s"] / floor
+            entry["floor_n_fft"] = n_fft
+            entry["ratio_to_floor"] = entry["median_s"] / floors[n_fft]
             results.append(entry)
             mark = " (extrapolated)" if entry.get("extrapolated") else ""
             print(f"{seconds:>6.0f} s  {label:<40} {entry['median_s']:8.3f} s  "
-                  f"x{entry['ratio_to_floor']:.2f} of floor{mark}", flush=True)
+                  f"x{entry['ratio_to_floor']:.2f} of floor at {n_fft}{mark}", flush=True)
 
     print()
     rows = [[f"{r['seconds']:.0f}", r["what"], f"{r['median_s']:.3f}" + ("*" if r.get("extrapolated") else ""),
-             f"{r['rtf']:.4f}", f"{r['ratio_to_floor']:.2f}"] for r in results]
-    print_table(["track s", "what", "seconds", "real-time factor", "x floor"], rows)
+             f"{r['rtf']:.4f}", f"{r['ratio_to_floor']:.2f} (at {r['floor_n_fft']})"] for r in results]
+    print_table(["track s", "what", "seconds", "real-time factor", "x floor (its n_fft)"], rows)
     if any(r.get("extrapolated") for r in results):
         notes.append(f"* HTDemucs extrapolated linearly from its {args.htdemucs_max_seconds:.0f} s run")
         print(notes[-1])
