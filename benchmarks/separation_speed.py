@@ -61,17 +61,16 @@ def floor_fn(x: torch.Tensor, n_fft: int = N_FFT) -> Callable[[], torch.Tensor]:
     return run
 
 
-def convsep_fn(name: str, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
-    torch.manual_seed(0)
-    separator = Separator(ConvSep(PRESETS[name]), device=device)
-    mix = x if PRESETS[name].channels == 2 else x.mean(0, keepdim=True)
-    return lambda: separator.separate_tensor(mix)
-
-
 def model_fn(model: ConvSep, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
     separator = Separator(model, device=device)
     mix = x if model.config.channels == 2 else x.mean(0, keepdim=True)
     return lambda: separator.separate_tensor(mix)
+
+
+def convsep_fn(name: str, x: torch.Tensor, device: str) -> Callable[[], torch.Tensor]:
+    """A preset with random weights (the cost does not depend on them)."""
+    torch.manual_seed(0)
+    return model_fn(ConvSep(PRESETS[name]), x, device)
 
 
 def openunmix_fn(x: torch.Tensor, niter: int, device: str) -> Callable[[], torch.Tensor]:
