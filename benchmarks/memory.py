@@ -1,13 +1,13 @@
 """Peak memory of ``convsep separate`` against the input's length.
 
 Writes 1, 10 and 60-minute stereo 16-bit WAV files (noise at a music-like level) and a
-random-weight model file into a temporary folder, then separates each file in a fresh
+random-weight model file (or takes ``--model``: a bundled name or a file) into a temporary folder, then separates each file in a fresh
 process and reads that process's peak resident set size (``getrusage(RUSAGE_CHILDREN)`` of a
 wrapper that runs only it) and, with ``--device cuda``, its peak GPU memory
 (``torch.cuda.max_memory_allocated``). Streaming decode -> separate -> write should keep the
 peak flat (independent of the length) and under 2 GB.
 
-    python benchmarks/memory.py [--minutes 1 10 60] [--preset convsep-stereo] [--device cpu]
+    python benchmarks/memory.py [--minutes 1 10 60] [--preset convsep-stereo | --model default] [--device cpu]
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def write_noise_wav(path: Path, minutes: float, seed: int = 0) -> None:
             f.write((0.1 * rng.standard_normal((n, 2))).astype(np.float32))
 
 
-def measure(wav: Path, model: Path, outdir: Path, device: str) -> dict:
+def measure(wav: Path, model: Path | str, outdir: Path, device: str) -> dict:
     cmd = [sys.executable, "-c", _CHILD, "separate", str(wav), "-m", str(model), "-o", str(outdir),
            "--device", device, "--no-progress", "--overwrite"]
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True,
@@ -87,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 10.0, 60.0])
     parser.add_argument("--preset", default="convsep-stereo")
+    parser.add_argument("--model", default=None, help="a bundled model name or model file instead of the random-weight preset")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tmp", default=None, help="folder for the generated files (default: system temp)")
     parser.add_argument("--name", default="memory", help="results/NAME.json")
@@ -97,7 +98,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
         torch.manual_seed(0)
-        model = save_model(tmp / "model.pt", ConvSep(preset(args.preset)), {"weights": "random"})
+        model = args.model or save_model(tmp / "model.pt", ConvSep(preset(args.preset)), {"weights": "random"})
         for minutes in args.minutes:
             wav = tmp / f"noise_{minutes:g}min.wav"
             started = time.perf_counter()
@@ -120,7 +121,7 @@ def main() -> None:
     peaks = [r["peak_rss_bytes"] for r in results]
     flat = max(peaks) / min(peaks)
     print(f"\npeak RSS max/min over lengths: {flat:.2f}; all under 2 GB: {all(r['under_2gb'] for r in results)}")
-    write_results(args.name, {"machine": info, "preset": args.preset,
+    write_results(args.name, {"machine": info, "preset": args.preset, "model": args.model,
                               "peak_ratio_max_min": flat, "results": results})
 
 
