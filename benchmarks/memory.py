@@ -1,13 +1,14 @@
 """Peak memory of ``convsep separate`` against the input's length.
 
 Writes 1, 10 and 60-minute stereo 16-bit WAV files (noise at a music-like level) and a
-random-weight model file (or takes ``--model``: a bundled name or a file) into a temporary folder, then separates each file in a fresh
-process and reads that process's peak resident set size (``getrusage(RUSAGE_CHILDREN)`` of a
-wrapper that runs only it) and, with ``--device cuda``, its peak GPU memory
-(``torch.cuda.max_memory_allocated``). Streaming decode -> separate -> write should keep the
-peak flat (independent of the length) and under 2 GB.
+random-weight model file (or takes ``--model``: a bundled name or a file) into a temporary
+folder, then separates each file in a fresh process and reads that process's peak resident
+set size (``getrusage(RUSAGE_CHILDREN)`` of a wrapper that runs only it) and, with ``--device
+cuda``, its peak GPU memory (``torch.cuda.max_memory_allocated``). Streaming decode ->
+separate -> write should keep the peak flat (independent of the length) and under 2 GB.
 
-    python benchmarks/memory.py [--minutes 1 10 60] [--preset convsep-stereo | --model default] [--device cpu]
+    python benchmarks/memory.py [--minutes 1 10 60] [--preset convsep-stereo | --model default]
+        [--device cpu]
 """
 from __future__ import annotations
 

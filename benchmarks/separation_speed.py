@@ -6,8 +6,8 @@ run and on one random input:
 - the floor of any mask model at convsep's STFT: torch STFT + 4 ISTFT (n_fft 1024, hop 256);
 - convsep, each preset with random weights (``Separator.separate_tensor``: streaming in
   segments, blocks, model, overlap-add, soft masks, ISTFT of the 4 stems), and each model of
-  ``--models`` (bundled names or files: the default model's widths and frame length), with
-  the floor at that model's n_fft beside it when it is not 1024;
+  ``--models`` (bundled names or files: the default model's widths and frame length), each
+  against the floor at its own n_fft (timed first, for every n_fft in use besides 1024);
 - Open-Unmix (its model classes, random weights, 4 targets) with 0 and 1 Wiener iterations;
 - HTDemucs (class defaults, random weights) through ``demucs.apply.apply_model``.
 
@@ -146,16 +146,17 @@ def main() -> None:
         notes.append(note)
 
     models = {name: load_model(name)[0] for name in args.models}
-    frame_lengths = sorted({m.config.n_fft for m in models.values()} - {N_FFT})
+    frame_lengths = sorted(({PRESETS[name].n_fft for name in args.presets}
+                            | {m.config.n_fft for m in models.values()}) - {N_FFT})
     results: list[dict] = []
     for seconds in args.seconds:
         x = make_input(seconds).to(args.device)
         # (label, builder, n_fft of the floor it is compared with)
         cases: list[tuple[str, Callable[[], Callable[[], torch.Tensor]], int]] = [
             (f"floor: torch STFT + 4 ISTFT ({N_FFT}/{HOP})", lambda: floor_fn(x), N_FFT)]
+        cases += [(f"floor: torch STFT + 4 ISTFT ({n}/{HOP})", lambda n=n: floor_fn(x, n), n) for n in frame_lengths]
         cases += [(f"convsep {name}", lambda name=name: convsep_fn(name, x, args.device), PRESETS[name].n_fft)
                   for name in args.presets]
-        cases += [(f"floor: torch STFT + 4 ISTFT ({n}/{HOP})", lambda n=n: floor_fn(x, n), n) for n in frame_lengths]
         cases += [(f"convsep model {name} (n_fft {m.config.n_fft})", lambda m=m: model_fn(m, x, args.device),
                    m.config.n_fft) for name, m in models.items()]
         if not umx_missing:
