@@ -62,12 +62,12 @@ def band_weights(bandwidth_bins: torch.Tensor | None, bins: int, rows_per_exampl
     return keep[:, None, :].expand(-1, rows_per_example, -1).reshape(-1, bins)
 
 
-def _magnitude(spec: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """|spec| as sqrt(re^2 + im^2): twice as fast as complex abs on the CPU."""
-    parts = torch.view_as_real(spec)
-    re, im = parts[..., 0], parts[..., 1]
-    out = torch.mul(re, re, out=out)
-    return out.addcmul_(im, im).sqrt_()
+def _magnitude_(spec: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """|spec| into ``out``; ``spec`` is overwritten. Squares the (re, im) pairs in place (one
+    contiguous pass), then adds and takes the root: 3x faster than complex abs on the CPU,
+    and faster than sqrt(re^2 + im^2) over the strided parts."""
+    parts = torch.view_as_real(spec).square_()
+    return torch.add(parts[..., 0], parts[..., 1], out=out).sqrt_()
 
 
 class LossComputer:
@@ -171,19 +171,17 @@ class LossComputer:
         n_fft, hop = self.stft.n_fft, self.stft.hop
         B, S, C, L = sources.shape
         frames, bins = (L - n_fft) // hop + 1, n_fft // 2 + 1
-        complex_dtype = torch.complex128 if sources.dtype == torch.float64 else torch.complex64
         targets = sources.new_empty(C, S, B, frames, bins)
-        mixture = sources.new_empty(C, B, frames, bins, dtype=complex_dtype)
-        spec = sources.new_empty(B, frames, bins, dtype=complex_dtype)
+        mixture = sources.new_empty(C, B, frames, bins)
         for c in range(C):
+            mix = None
             for s in range(S):
-                torch.fft.rfft(sources[:, s, c].unfold(-1, n_fft, hop) * window, dim=-1, out=spec)
-                if s == 0:
-                    mixture[c].copy_(spec)
-                else:
-                    mixture[c].add_(spec)
-                _magnitude(spec, out=targets[c, s])
-        return _magnitude(mixture), targets
+                # rfft into a fresh tensor: with out= it computes elsewhere and copies.
+                spec = torch.fft.rfft(sources[:, s, c].unfold(-1, n_fft, hop) * window, dim=-1)
+                mix = spec.clone() if mix is None else mix.add_(spec)
+                _magnitude_(spec, out=targets[c, s])
+            _magnitude_(mix, out=mixture[c])
+        return mixture, targets
 
     def fused_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
         cfg = self.config

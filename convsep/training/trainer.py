@@ -25,6 +25,7 @@ from convsep.models import ConvSep, preset
 from convsep.models.widen import WIDTHS, widen, widening_problem
 from convsep.separate import Separator
 from convsep.training import distributed
+from convsep.training.allocator import keep_freed_memory
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
 from convsep.training.config import TrainConfig
 from convsep.training.logs import TensorBoardLog
@@ -55,6 +56,8 @@ class Trainer:
                  progress: bool = True):
         self.config = config.validate()
         self.ctx, self.device = distributed.init(config.device)
+        if torch.device(self.device).type == "cpu":
+            keep_freed_memory()
         self.progress = progress and self.ctx.is_main
         self.outdir = Path(config.outdir)
         self._check_outdir(resume, overwrite)
