@@ -15,10 +15,12 @@ and prints seconds, real-time factor and the ratio to the floor. Peers that are 
 installed are skipped with a note (install them with ``benchmarks/setup_peers.sh``).
 HTDemucs is slow on a CPU (minutes per 4-min track); by default it runs on inputs of at most
 ``--htdemucs-max-seconds`` and its time on longer ones is extrapolated linearly (it works in
-fixed segments) and marked as such.
+fixed segments) and marked as such. Everything runs in one process with the allocator as
+the ``convsep`` command sets it (``convsep.allocator``: large freed blocks kept), peers
+included; ``--default-allocator`` leaves glibc's as it is.
 
     python benchmarks/separation_speed.py [--seconds 30 240] [--repeats 3] [--device cpu]
-        [--models default synthetic]
+        [--models default synthetic] [--default-allocator]
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from _common import (machine, print_table, synchronizer, timed,  # noqa: E402
 
 import torch  # noqa: E402
 
+from convsep.allocator import keep_freed_memory  # noqa: E402
 from convsep.modelfile import load_model  # noqa: E402
 from convsep.models import PRESETS, ConvSep  # noqa: E402
 from convsep.separate import Separator  # noqa: E402
@@ -129,9 +132,12 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--htdemucs-max-seconds", type=float, default=30.0,
                         help="longer inputs get an extrapolated HTDemucs time (default 30)")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator as it is (the convsep command keeps large freed blocks)")
     parser.add_argument("--name", default="separation_speed", help="results/NAME.json")
     args = parser.parse_args()
     info = machine(args.device)                   # date and load average at the start
+    info["freed_blocks_kept"] = not args.default_allocator and keep_freed_memory()
     if args.threads:
         torch.set_num_threads(args.threads)
         info["torch_threads"] = args.threads

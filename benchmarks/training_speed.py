@@ -21,7 +21,7 @@ model -> soft masks -> MSE -> backward -> Adam.
   ``convsep train --precision bf16``).
 
 This process sets the allocator as ``convsep train`` does on the CPU
-(``convsep.training.allocator``; ``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and against fp32
+(``convsep.allocator``; ``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and against fp32
 ``reference``. Settings are interleaved over ``--repeats`` rounds and the median is kept, so
 a machine shared with other jobs slows each alike; both wall time and each process's CPU
 time are reported (on a loaded machine the CPU time is the steadier figure).
@@ -52,7 +52,7 @@ from _training_data import synthetic_cache  # noqa: E402
 from convsep.data.augment import AugmentConfig  # noqa: E402
 from convsep.data.sampler import ExcerptSampler  # noqa: E402
 from convsep.models import ConvSep, preset  # noqa: E402
-from convsep.training.allocator import keep_freed_memory  # noqa: E402
+from convsep.allocator import keep_freed_memory  # noqa: E402
 from convsep.training.step import LossComputer, excerpt_samples  # noqa: E402
 
 BASELINE = "8516b73"
@@ -194,7 +194,7 @@ def main() -> None:
                   {"machine": info, "preset": args.preset, "model_config": json.loads(args.model_config),
                    "threads": torch.get_num_threads(), "excerpt_samples": samples,
                    "baseline_commit": args.baseline if any(s[0] == "baseline" for s in settings) else None,
-                   "allocator": "glibc thresholds raised (convsep.training.allocator)" if tuned else "default",
+                   "allocator": "glibc thresholds raised (convsep.allocator)" if tuned else "default",
                    "results": results})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from convsep.allocator import keep_freed_memory
 from convsep.cli.failures import EXIT_CODES, run_command
 
 COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
@@ -40,4 +41,5 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    keep_freed_memory()
     return run_command(args)

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from convsep.allocator import keep_freed_memory
 from convsep.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
 from convsep.cli.failures import EXIT_CODES, EXIT_ERROR
 from convsep.errors import ConvSepError
@@ -89,6 +90,7 @@ def _init_worker(options: dict, threads: int) -> None:
 
     global _worker_separator
     stop_on_signals()
+    keep_freed_memory()                       # as in the parent, whatever the start method
     torch.set_num_threads(threads)
     extra = {} if options.get("wiener") is None else {"wiener_iterations": options["wiener"]}
     if options.get("input_level") is not None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from convsep.allocator import keep_freed_memory
 from convsep.audio import SAMPLE_RATE, rms
 from convsep.data import SOURCES, Track, list_tracks
 from convsep.errors import ConvSepError
@@ -111,6 +112,7 @@ _separators: dict[str, object] = {}
 
 
 def _init_worker(threads: int) -> None:
+    keep_freed_memory()                       # spawned: the parent's setting is not inherited
     torch.set_num_threads(threads)
 
 

@@ -25,7 +25,7 @@ from convsep.models import ConvSep, preset
 from convsep.models.widen import WIDTHS, widen, widening_problem
 from convsep.separate import Separator
 from convsep.training import distributed
-from convsep.training.allocator import keep_freed_memory
+from convsep.allocator import keep_freed_memory
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
 from convsep.training.config import TrainConfig
 from convsep.training.logs import TensorBoardLog

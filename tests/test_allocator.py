@@ -1,5 +1,4 @@
-"""The training process keeps large freed blocks (convsep.training.allocator)."""
-import ctypes
+"""The convsep command and the trainer keep large freed blocks (convsep.allocator)."""
 import platform
 import subprocess
 import sys
@@ -8,11 +7,11 @@ import textwrap
 import pytest
 
 from convsep.errors import ConvSepError
-from convsep.training import allocator
+from convsep import allocator
 
 PROBE = textwrap.dedent("""
     import ctypes, torch
-    from convsep.training.allocator import keep_freed_memory
+    from convsep.allocator import keep_freed_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(name, ctypes.c_size_t) for name in (
@@ -56,3 +55,17 @@ def test_cpu_training_sets_it_before_loading_data(monkeypatch, tmp_path):
     with pytest.raises(ConvSepError, match="no such dataset folder"):
         trainer.Trainer(trainer.TrainConfig(root=str(tmp_path / "missing"), outdir=str(tmp_path / "run")))
     assert calls == [1]
+
+
+def test_the_command_sets_it(monkeypatch, capsys):
+    import convsep.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append(1))
+    assert cli.main(["info", "default"]) == 0
+    assert calls == [1]
+
+
+def test_the_environment_can_leave_it(monkeypatch):
+    monkeypatch.setenv("CONVSEP_KEEP_FREED_MEMORY", "0")
+    assert allocator.keep_freed_memory() is False
