@@ -6,8 +6,8 @@ tens of megabytes over and over. glibc's malloc serves blocks above its mmap thr
 them on free, and trims the heap top above 128 KiB: each step then faults its tensors' pages
 in again, which costs more than some of the arithmetic on them. Raising both thresholds
 keeps those pages mapped and reused: the default model's training step runs 1.3x faster,
-its separation of 30 s of audio 1.5x. The memory stays with the process (its peak, 2-8 %
-above what it was), which it reaches on every step or song anyway.
+its separation of a song 1.4-1.5x. The memory stays with the process (its peak, up to about
+10 % above what it was), which it reaches on every step or song anyway.
 
 The ``convsep`` command sets it for its process, and so does ``Trainer`` on the CPU. A
 program that separates through the Python API can call ``keep_freed_memory()`` itself.
