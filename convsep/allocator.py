@@ -10,9 +10,9 @@ its separation of a song 1.4-1.5x. The memory stays with the process (its peak, 
 10 % above what it was), which it reaches on every step or song anyway.
 
 The ``convsep`` command sets it for its process, and so does ``Trainer`` on the CPU. A
-program that separates through the Python API can call ``keep_freed_memory()`` itself.
-``CONVSEP_KEEP_FREED_MEMORY=0`` in the environment leaves the allocator as it is. Only glibc
-(Linux) has ``mallopt``; elsewhere this does nothing.
+program that separates through the Python API can call ``convsep.keep_freed_memory()``
+itself. ``CONVSEP_KEEP_FREED_MEMORY=0`` in the environment leaves the allocator as it is.
+Only glibc (Linux) has ``mallopt``; elsewhere this does nothing.
 """
 from __future__ import annotations
 

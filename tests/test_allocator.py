@@ -67,5 +67,7 @@ def test_the_command_sets_it(monkeypatch, capsys):
 
 
 def test_the_environment_can_leave_it(monkeypatch):
+    import convsep
+
     monkeypatch.setenv("CONVSEP_KEEP_FREED_MEMORY", "0")
-    assert allocator.keep_freed_memory() is False
+    assert convsep.keep_freed_memory() is False
