@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from convsep.allocator import keep_freed_memory
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
 from convsep.data.cache import merge_caches
 from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
@@ -25,7 +26,6 @@ from convsep.models import ConvSep, preset
 from convsep.models.widen import WIDTHS, widen, widening_problem
 from convsep.separate import Separator
 from convsep.training import distributed
-from convsep.allocator import keep_freed_memory
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
 from convsep.training.config import TrainConfig
 from convsep.training.logs import TensorBoardLog
