@@ -276,7 +276,7 @@ class Separator:
 
         v = estimates.clamp_min(0).permute(2, 3, 1, 0).double().cpu().numpy()  # (frames, bins, C, S)
         x = spec.permute(1, 2, 0).cdouble().cpu().numpy()                      # (frames, bins, C)
-        y = norbert.wiener(v, x, self.wiener_iterations, use_softmask=True)
+        y = norbert.wiener(v, x.copy(), self.wiener_iterations, use_softmask=True)   # it scales x in place
         y += (x - y.sum(-1))[..., None] / y.shape[-1]     # its regularisation leaves a residual: share it
         y = torch.from_numpy(y).permute(3, 2, 0, 1).to(spec.device, spec.dtype)  # (S, C, frames, bins)
         return torch.stack([y[list(o.sources)].sum(0) for o in self.outputs])
