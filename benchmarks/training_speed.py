@@ -20,11 +20,11 @@ model -> soft masks -> MSE -> backward -> Adam.
 - ``--precision bf16`` adds both with bfloat16 matrix products (``LossComputer(precision=)``,
   ``convsep train --precision bf16``).
 
-This process sets the allocator as ``convsep train`` does on the CPU
-(``convsep.allocator``; ``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and against fp32
-``reference``. Settings are interleaved over ``--repeats`` rounds and the median is kept, so
-a machine shared with other jobs slows each alike; both wall time and each process's CPU
-time are reported (on a loaded machine the CPU time is the steadier figure).
+This process sets the allocator as ``convsep train`` does on the CPU (``convsep.allocator``;
+``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and
+against fp32 ``reference``. Settings are interleaved over ``--repeats`` rounds and the median
+is kept, so a machine shared with other jobs slows each alike; both wall time and each
+process's CPU time are reported (on a loaded machine the CPU time is the steadier figure).
 
     python benchmarks/training_speed.py [--device cpu|cuda] [--batch 16] [--blocks-per-excerpt 4]
         [--precision fp32 bf16] [--steps 5] [--repeats 5] [--threads N] [--baseline REV|none]
@@ -89,7 +89,10 @@ class BaselineStep:
         """(wall, CPU) seconds per step over ``steps`` steps."""
         self.process.stdin.write(f"{steps}\n")
         self.process.stdin.flush()
-        answer = json.loads(self.process.stdout.readline())
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"training_speed: the baseline worker stopped (exit status {self.process.wait()})")
+        answer = json.loads(line)
         return answer["wall_s"], answer["cpu_s"]
 
     def close(self) -> None:
@@ -193,7 +196,7 @@ def main() -> None:
     write_results(args.name or f"training_speed_{device.type}",
                   {"machine": info, "preset": args.preset, "model_config": json.loads(args.model_config),
                    "threads": torch.get_num_threads(), "excerpt_samples": samples,
-                   "baseline_commit": args.baseline if any(s[0] == "baseline" for s in settings) else None,
+                   "baseline_commit": args.baseline if baseline else None,
                    "allocator": "glibc thresholds raised (convsep.allocator)" if tuned else "default",
                    "results": results})
 
