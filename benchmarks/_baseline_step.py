@@ -15,8 +15,8 @@ import sys
 import time
 
 import torch
-
 from _training_data import synthetic_cache
+
 from convsep.data.augment import AugmentConfig
 from convsep.data.sampler import ExcerptSampler
 from convsep.models import ConvSep, preset

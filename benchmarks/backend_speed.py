@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch  # noqa: E402
 from _common import machine, print_table, version, write_results  # noqa: E402
 
-import torch  # noqa: E402
-
-from convsep.export import load_backend  # noqa: E402
-from convsep.modelfile import load_model  # noqa: E402
-from convsep.separate import Separator  # noqa: E402
+from convsep.models.export import load_backend  # noqa: E402
+from convsep.models.modelfile import load_model  # noqa: E402
+from convsep.separation.separator import Separator  # noqa: E402
 
 RATE = 44100
 

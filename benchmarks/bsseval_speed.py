@@ -16,8 +16,8 @@ tracks is then extrapolated from a fit ``a + b * seconds`` on two short tracks a
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import datetime
+import importlib.metadata
 import json
 import os
 import platform

@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, print_table, write_results  # noqa: E402
-
 import torch  # noqa: E402
-
-from convsep.modelfile import save_model  # noqa: E402
-from convsep.models import ConvSep, preset  # noqa: E402
+from _common import ROOT, machine, print_table, write_results  # noqa: E402
 from memory import write_noise_wav  # noqa: E402
+
+from convsep.models import ConvSep, preset  # noqa: E402
+from convsep.models.modelfile import save_model  # noqa: E402
 
 
 def main() -> None:

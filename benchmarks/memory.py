@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, print_table, write_results  # noqa: E402
-
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from _common import ROOT, machine, print_table, write_results  # noqa: E402
 
-from convsep.modelfile import save_model  # noqa: E402
 from convsep.models import ConvSep, preset  # noqa: E402
+from convsep.models.modelfile import save_model  # noqa: E402
 
 RATE = 44100
 LIMIT_BYTES = 2 * 1024 ** 3

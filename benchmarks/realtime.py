@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, write_results  # noqa: E402
-
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
+from _common import machine, print_table, write_results  # noqa: E402
 
-from convsep.modelfile import PRETRAINED_DIR  # noqa: E402
-from convsep.realtime import RealtimeSeparator  # noqa: E402
+from convsep.models.registry import PRETRAINED_DIR  # noqa: E402
+from convsep.separation.realtime import RealtimeSeparator  # noqa: E402
 
 RATE = 44100
 

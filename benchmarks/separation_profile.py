@@ -14,14 +14,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, timed, write_results  # noqa: E402
-
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from _common import machine, print_table, timed, write_results  # noqa: E402
 
-from convsep.masks import masked_mixtures  # noqa: E402
+from convsep.dsp.masks import masked_mixtures  # noqa: E402
 from convsep.models import PRESETS, ConvSep  # noqa: E402
-from convsep.separate import Separator  # noqa: E402
+from convsep.separation.separator import Separator  # noqa: E402
 
 
 def main() -> None:

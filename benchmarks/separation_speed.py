@@ -16,7 +16,7 @@ installed are skipped with a note (install them with ``benchmarks/setup_peers.sh
 HTDemucs is slow on a CPU (minutes per 4-min track); by default it runs on inputs of at most
 ``--htdemucs-max-seconds`` and its time on longer ones is extrapolated linearly (it works in
 fixed segments) and marked as such. Everything runs in one process with the allocator as
-the ``convsep`` command sets it (``convsep.allocator``: large freed blocks kept), peers
+the ``convsep`` command sets it (``convsep.runtime.allocator``: large freed blocks kept), peers
 included; ``--default-allocator`` leaves glibc's as it is.
 
     python benchmarks/separation_speed.py [--seconds 30 240] [--repeats 3] [--device cpu]
@@ -31,15 +31,13 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (machine, print_table, synchronizer, timed,  # noqa: E402
-                     use_torchaudio_stub, write_results)
-
 import torch  # noqa: E402
+from _common import machine, print_table, synchronizer, timed, use_torchaudio_stub, write_results  # noqa: E402
 
-from convsep.allocator import keep_freed_memory  # noqa: E402
-from convsep.modelfile import load_model  # noqa: E402
 from convsep.models import PRESETS, ConvSep  # noqa: E402
-from convsep.separate import Separator  # noqa: E402
+from convsep.models.modelfile import load_model  # noqa: E402
+from convsep.runtime.allocator import keep_freed_memory  # noqa: E402
+from convsep.separation.separator import Separator  # noqa: E402
 
 RATE = 44100
 N_FFT, HOP = 1024, 256

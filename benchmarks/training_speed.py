@@ -20,7 +20,7 @@ model -> soft masks -> MSE -> backward -> Adam.
 - ``--precision bf16`` adds both with bfloat16 matrix products (``LossComputer(precision=)``,
   ``convsep train --precision bf16``).
 
-This process sets the allocator as ``convsep train`` does on the CPU (``convsep.allocator``;
+This process sets the allocator as ``convsep train`` does on the CPU (``convsep.runtime.allocator``;
 ``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and
 against fp32 ``reference``. Settings are interleaved over ``--repeats`` rounds and the median
 is kept, so a machine shared with other jobs slows each alike; both wall time and each
@@ -44,15 +44,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, print_table, synchronizer, write_results  # noqa: E402
-
 import torch  # noqa: E402
-
+from _common import ROOT, machine, print_table, synchronizer, write_results  # noqa: E402
 from _training_data import synthetic_cache  # noqa: E402
+
 from convsep.data.augment import AugmentConfig  # noqa: E402
 from convsep.data.sampler import ExcerptSampler  # noqa: E402
 from convsep.models import ConvSep, preset  # noqa: E402
-from convsep.allocator import keep_freed_memory  # noqa: E402
+from convsep.runtime.allocator import keep_freed_memory  # noqa: E402
 from convsep.training.step import LossComputer, excerpt_samples  # noqa: E402
 
 BASELINE = "8516b73"
@@ -197,7 +196,7 @@ def main() -> None:
                   {"machine": info, "preset": args.preset, "model_config": json.loads(args.model_config),
                    "threads": torch.get_num_threads(), "excerpt_samples": samples,
                    "baseline_commit": args.baseline if baseline else None,
-                   "allocator": "glibc thresholds raised (convsep.allocator)" if tuned else "default",
+                   "allocator": "glibc thresholds raised (convsep.runtime.allocator)" if tuned else "default",
                    "results": results})
 
 

@@ -13,11 +13,13 @@ import soxr
 import torch
 from tqdm import tqdm
 
-from convsep.audio import SAMPLE_RATE, AtomicAudioWriter, AudioReader, track_name
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
-from convsep.inputs import as_waveform, check_rate
-from convsep.outputs import FolderClaim, describe_os_error, inside, remove_stale_temporaries, safe_component
-from convsep.separate import Separator, plan_outputs
+from convsep.io.audio import AtomicAudioWriter, AudioReader, track_name
+from convsep.io.filesafety import FolderClaim, describe_os_error, inside, remove_stale_temporaries, safe_component
+from convsep.io.inputs import as_waveform, check_rate
+from convsep.separation.separator import Separator
+from convsep.separation.stems import plan_outputs
 
 MIN_SAMPLES = 1024  # one STFT window (23 ms at 44.1 kHz): shorter input is refused
 
@@ -41,7 +43,7 @@ def separate(waveform: np.ndarray | torch.Tensor, rate: int = SAMPLE_RATE,
 
     Float samples in [-1, 1]; int16/int32/int8 PCM is scaled by its full range and uint8 is
     8-bit PCM; other dtypes, transposed (samples, channels) arrays and non-integer rates are
-    refused with ConvSepError (see convsep.inputs)."""
+    refused with ConvSepError (see convsep.io.inputs)."""
     waveform = as_waveform(waveform, "waveform")   # dtype, shape and NaN checks
     rate = check_rate(rate)
     separator = get_separator(model, device, stems, two_stems)

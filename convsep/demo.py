@@ -5,22 +5,20 @@ synthetic corpus, never seen in training: four 16-bit FLAC stems whose sum is th
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from convsep.audio import SAMPLE_RATE, write_audio
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.evaluate.bsseval import bss_eval_v4
 from convsep.evaluate.sdr import global_sdr
-from convsep.separate import Separator
-
-DEMO_DIR = Path(__file__).parent / "pretrained" / "demo"
+from convsep.io.audio import write_audio
+from convsep.models.registry import load_demo
+from convsep.separation.separator import Separator
 
 
 @dataclass
@@ -31,17 +29,6 @@ class DemoResult:
     sdr: dict[str, float]            # BSSEval v4 median SDR of each estimate
     global_sdr: dict[str, float]     # MDX global SDR of each estimate
     mixture_sdr: dict[str, float]    # BSSEval v4 median SDR of the mixture as the estimate
-
-
-def load_demo(folder: Path = DEMO_DIR) -> tuple[dict, torch.Tensor]:
-    """(metadata, references (4, 2, samples) float32) of the bundled demo."""
-    try:
-        meta = json.loads((folder / "demo.json").read_text())
-        stems = [sf.read(str(folder / f"{s}.flac"), dtype="float32", always_2d=True)[0].T
-                 for s in ("vocals", "drums", "bass", "other")]
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ConvSepError(f"the bundled demo in {folder} is missing or damaged ({exc})") from None
-    return meta, torch.from_numpy(np.stack(stems))
 
 
 def _median_sdr(references: torch.Tensor, estimates: torch.Tensor) -> np.ndarray:
@@ -58,7 +45,7 @@ def spectrogram_figure(path: Path, mixture: torch.Tensor, estimates: torch.Tenso
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from convsep.spectral import STFT
+    from convsep.dsp.spectral import STFT
 
     stft = STFT()
 

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _common import cpu_model  # noqa: E402  (the benchmarks' machine description)
 
 from convsep.evaluate.report import global_summary, load_results, median_of_medians
-from convsep.modelfile import PRETRAINED_DIR, load_model, save_model
+from convsep.models.modelfile import load_model, save_model
+from convsep.models.registry import PRETRAINED_DIR
 
 
 def main() -> None:

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _common import cpu_model  # noqa: E402
 
 from convsep.evaluate.report import global_summary, load_results, median_of_medians  # noqa: E402
-from convsep.modelfile import PRETRAINED_DIR, load_model, save_model  # noqa: E402
 from convsep.models import preset  # noqa: E402
+from convsep.models.modelfile import load_model, save_model  # noqa: E402
+from convsep.models.registry import PRETRAINED_DIR  # noqa: E402
 from convsep.models.widen import WIDTHS  # noqa: E402
 
 DATA = [

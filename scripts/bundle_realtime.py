@@ -16,8 +16,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from _common import cpu_model  # noqa: E402
 
-from convsep.modelfile import PRETRAINED_DIR, load_model, save_model  # noqa: E402
-from convsep.realtime import latency_samples  # noqa: E402
+from convsep.models.modelfile import load_model, save_model  # noqa: E402
+from convsep.models.registry import PRETRAINED_DIR  # noqa: E402
+from convsep.separation.realtime import latency_samples  # noqa: E402
 
 
 def main() -> None:

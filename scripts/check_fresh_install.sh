@@ -6,7 +6,7 @@
 # the checkout and hide a gap in the package data). Takes minutes (it installs every extra), so it
 # is not part of `make test` (tests/packaging/test_wheel.py checks the wheel itself there, offline);
 # run it after changing dependencies or package data: `bash scripts/check_fresh_install.sh`
-# (or `CONVSEP_FRESH_INSTALL=1 pytest tests/test_hardening_packaging.py`).
+# (or `CONVSEP_FRESH_INSTALL=1 pytest tests/packaging/test_extras.py`).
 # System packages are the ones scripts/setup.sh installs (ffmpeg, fluid-soundfont-gm, portaudio19-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,9 +12,9 @@ import argparse
 import json
 import time
 
-from convsep.data.karaoke import KaraokeBank
-from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
-from convsep.separate import Separator
+from convsep.data.karaoke_bank import KaraokeBank
+from convsep.evaluate.karaoke_scores import karaoke_mixtures, score_karaoke
+from convsep.separation.separator import Separator
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ The first ``--tracks`` tracks of the test split (sorted by name) whose four sour
 audible in their first ``--seconds`` (BSSEval is undefined for a silent source; the skipped
 ones are listed), the first ``--seconds`` of each; the mixture is the sum of the stems. Methods: the offline ``Separator`` of the default
 model (all frames, overlapping blocks), and every model at every look-ahead through
-``convsep.realtime.causal_separate`` (the real-time separator's output with its delay
-removed, computed in one batch; tests/test_realtime.py checks it equals the stream).
+``convsep.separation.realtime.causal_separate`` (the real-time separator's output with its delay
+removed, computed in one batch; tests/separation/test_realtime.py checks it equals the stream).
 Metrics: BSSEval v4 SDR with convsep's fast backend (1 s windows, median over windows, then
 median over tracks) and the MDX global SDR (mean over tracks).
 """
@@ -25,9 +25,9 @@ import torch
 from convsep.errors import ConvSepError
 from convsep.evaluate.bsseval import bss_eval_v4
 from convsep.evaluate.sdr import global_sdr
-from convsep.modelfile import load_model
-from convsep.realtime import causal_separate, latency_samples
-from convsep.separate import Separator
+from convsep.models.modelfile import load_model
+from convsep.separation.realtime import causal_separate, latency_samples
+from convsep.separation.separator import Separator
 
 SOURCES = ("vocals", "drums", "bass", "other")
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from convsep.audio import read_audio
 from convsep.data import mir1k
 from convsep.errors import ConvSepError
-from convsep.modelfile import load_model, save_model
+from convsep.io.audio import read_audio
+from convsep.models.modelfile import load_model, save_model
 from convsep.models.reframe import reframe
 
 

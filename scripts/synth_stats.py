@@ -55,8 +55,7 @@ def bench(tracks: int, seconds: float, manifest: dict) -> float:
     written to a temporary folder with the corpus's recipe (varied: every installed bank)."""
     import tempfile
 
-    from convsep.synth.corpus import plan_tracks
-    from convsep.synth.corpus import make_track
+    from convsep.synth.corpus import make_track, plan_tracks
     from convsep.synth.render import DEFAULT_SOUNDFONT
 
     varied = {}

@@ -5,9 +5,14 @@
 - ``make_stems_folder(root, tracks, ...)``: folder-of-stems layout, ``ROOT/<track>/<source>.<ext>``
   with any subset of the sources; returns {track: float32 (4, 2, samples)} (missing sources zero).
 - ``hq_dataset`` / ``stems_folder``: ready-made session-wide examples of each (do not modify).
+- ``model_file``: a random-weight stereo model file (per test module).
+- ``small_disk``: mount(size) -> a fresh tmpfs (root only; skips elsewhere).
+- ``fake_mir1k``: MIR-1K's layout with 5 singers, 2 held out (per test module).
 """
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -124,10 +129,55 @@ def model_file(tmp_path_factory):
     """An untrained convsep-stereo model file (seed 0)."""
     import torch
 
-    from convsep.modelfile import save_model
     from convsep.models import ConvSep, preset
+    from convsep.models.modelfile import save_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "stereo.pt"
     save_model(path, ConvSep(preset("convsep-stereo")))
     return path
+
+
+# -- full disk, read-only folders -------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) -> a fresh tmpfs of that size; ro(path) remounts it read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = []
+
+    def mount(size: str) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    def read_only(point: Path) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+
+    mount.read_only = read_only
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def fake_mir1k(tmp_path_factory):
+    """MIR-1K's layout: 16 kHz mono vocals and accompaniment of 5 singers (2 held out)."""
+    root = tmp_path_factory.mktemp("mir1k")
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 16000) / 16000
+    for folder in ("vocals", "accompaniment"):
+        (root / folder).mkdir()
+    for singer in ("abjones", "annar", "leon", "amy", "yifen"):
+        for clip in ("1_01", "1_02"):
+            f0 = rng.uniform(150, 400)
+            voice = 0.3 * np.sin(2 * np.pi * f0 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+            accomp = 0.1 * rng.standard_normal(t.size)
+            sf.write(root / "vocals" / f"{singer}_{clip}.wav", voice, 16000)
+            sf.write(root / "accompaniment" / f"{singer}_{clip}.wav", accomp, 16000)
+    return root

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from convsep.allocator import keep_freed_memory
 from convsep.cli.failures import EXIT_CODES, run_command
+from convsep.constants import VERSION
+from convsep.runtime.allocator import keep_freed_memory
 
 COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
 
@@ -34,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        import convsep
-
-        print(f"convsep {convsep.__version__}")
+        print(f"convsep {VERSION}")
         return 0
     if not getattr(args, "func", None):
         parser.print_help()

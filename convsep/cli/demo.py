@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from convsep.demo import load_demo, run_demo
+from convsep.demo import run_demo
+from convsep.models.registry import load_demo
 
 
 def register(subparsers) -> None:

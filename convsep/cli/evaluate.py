@@ -82,8 +82,8 @@ def two_stem_handler(args: argparse.Namespace) -> int:
 def handler(args: argparse.Namespace) -> int:
     if args.two_stems:
         return two_stem_handler(args)
-    from convsep.evaluate.runner import evaluate
     from convsep.evaluate.report import render_report
+    from convsep.evaluate.runner import evaluate
 
     result = evaluate(args.root, models=args.models, oracles=args.oracle, outdir=args.outdir,
                       subset=args.subset, layout=args.layout, is_wav=args.is_wav, tracks=args.tracks,

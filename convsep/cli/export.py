@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from convsep.export import check_parity, export_model
+    from convsep.models.export import check_parity, export_model
 
     output = args.output
     if output is None:

@@ -18,8 +18,8 @@ import traceback
 import warnings
 
 from convsep.errors import ConvSepError
-from convsep.outputs import describe_os_error
-from convsep.signals import STOP_SIGNALS, Terminated, stop_on_signals
+from convsep.io.filesafety import describe_os_error
+from convsep.runtime.os_signals import STOP_SIGNALS, Terminated, stop_on_signals
 
 EXIT_OK, EXIT_BUG, EXIT_ERROR = 0, 1, 2
 EXIT_CODES = ("exit codes: 0 success; 2 error in the input, files, model or settings (one line "

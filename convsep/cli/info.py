@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from convsep.modelfile import load_model
+from convsep.models.modelfile import load_model
 
 
 def register(subparsers) -> None:

@@ -9,12 +9,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from convsep.allocator import keep_freed_memory
-from convsep.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
 from convsep.cli.failures import EXIT_CODES, EXIT_ERROR
 from convsep.errors import ConvSepError
-from convsep.outputs import describe_os_error
-from convsep.signals import Terminated, stop_on_signals
+from convsep.io.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
+from convsep.io.filesafety import describe_os_error
+from convsep.runtime.allocator import keep_freed_memory
+from convsep.runtime.os_signals import Terminated, stop_on_signals
 
 
 def register(subparsers) -> None:
@@ -121,7 +121,7 @@ def _separate_one(path: Path, track: str, options: dict):
 
 
 def handler(args: argparse.Namespace) -> int:
-    from convsep.speeds import check_speeds
+    from convsep.separation.speed_ensemble import check_speeds
 
     stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
     if stems and args.two_stems:

@@ -5,7 +5,7 @@ import argparse
 import os
 
 from convsep.errors import ConvSepError
-from convsep.modelfile import load_model
+from convsep.models.modelfile import load_model
 
 
 def register(subparsers) -> None:

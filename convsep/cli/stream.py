@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from convsep.audio import BIT_DEPTHS, SAMPLE_RATE, WRITE_FORMATS, track_name
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
+from convsep.io.audio import BIT_DEPTHS, WRITE_FORMATS, track_name
 
 
 def register(subparsers) -> None:
-    from convsep.realtime import DEFAULT_LOOKAHEAD
+    from convsep.separation.realtime import DEFAULT_LOOKAHEAD
 
     p = subparsers.add_parser(
         "stream", help="low-latency causal separation of a file, a pipe or a sound device",
@@ -49,8 +50,8 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     import torch
 
-    from convsep import realtime_io
-    from convsep.realtime import RealtimeSeparator
+    from convsep.separation import realtime_io
+    from convsep.separation.realtime import RealtimeSeparator
 
     live = args.input_device is not None or args.output_device is not None
     if not live and args.input is None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
-from convsep.losses import LOSSES
 from convsep.models import PRESETS, preset
-from convsep.separate import resolve_device
+from convsep.runtime.device import resolve_device
 from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
+from convsep.training.losses import LOSSES
 from convsep.training.step import PRECISIONS
 
 AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection")

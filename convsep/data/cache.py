@@ -23,10 +23,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from convsep.data import SOURCES
+from convsep.constants import SOURCES
 from convsep.data.tracks import Track, list_tracks, load_sources
 from convsep.errors import ConvSepError
-from convsep.outputs import describe_os_error, remove_stale_folders, write_problem
+from convsep.io.filesafety import describe_os_error, remove_stale_folders, write_problem
 
 FORMAT = "convsep-cache"
 VERSION = 1

@@ -7,7 +7,7 @@ Expected layout (as laid out in the project's shared real-data folder)::
 
 The split is by singer, never by clip, so that no validation singer is heard in training.
 The audio is 16 kHz: nothing above ``BANDWIDTH_HZ`` exists in it, and training must not
-learn that a voice has no energy there (see ``convsep.losses`` band limits).
+learn that a voice has no energy there (see ``convsep.training.losses`` band limits).
 
 License: distributed by its authors free of charge for research; treat it as research-only.
 """

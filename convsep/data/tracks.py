@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
-from convsep.data import SOURCES
+from convsep.constants import SOURCES
 from convsep.errors import ConvSepError
 
 LAYOUTS = ("auto", "musdb", "folder")
@@ -112,11 +112,11 @@ def _probe(name: str, files: dict[str, str]) -> tuple[int, int]:
             "convert them to one rate"
         )
     lengths = [int(i.frames) for i in infos.values()]
-    _check_lengths(name, lengths, rates[0])
+    check_lengths(name, lengths, rates[0])
     return rates[0], max(lengths)
 
 
-def _check_lengths(name: str, lengths: Iterable[int], rate: int) -> None:
+def check_lengths(name: str, lengths: Iterable[int], rate: int) -> None:
     lengths = list(lengths)
     if max(lengths) - min(lengths) >= LENGTH_TOLERANCE_S * rate:
         raise ConvSepError(
@@ -279,7 +279,7 @@ def list_tracks(
     return tracks
 
 
-def _to_stereo(audio: np.ndarray) -> np.ndarray:
+def to_stereo(audio: np.ndarray) -> np.ndarray:
     """(channels, samples) -> (2, samples): mono is duplicated, channels past two are dropped."""
     if audio.shape[0] == 1:
         return np.repeat(audio, 2, axis=0)
@@ -296,7 +296,7 @@ def _decode(track: Track) -> tuple[dict[str, np.ndarray], int]:
             stems, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
         except Exception as exc:  # stempeg raises bare Exceptions on ffmpeg failures
             raise ConvSepError(f"cannot decode {path}: {exc}; check the file and ffmpeg") from None
-        return {s: _to_stereo(stems[i].T) for s, i in track.stem_ids.items()}, int(rate)
+        return {s: to_stereo(stems[i].T) for s, i in track.stem_ids.items()}, int(rate)
     out = {}
     rate = track.rate
     for source, path in track.files.items():
@@ -304,7 +304,7 @@ def _decode(track: Track) -> tuple[dict[str, np.ndarray], int]:
             data, rate = sf.read(path, dtype="float32", always_2d=True)
         except RuntimeError as exc:
             raise ConvSepError(f"cannot read {path}: {exc}; check that it is an audio file") from None
-        out[source] = _to_stereo(np.ascontiguousarray(data.T))
+        out[source] = to_stereo(np.ascontiguousarray(data.T))
     return out, int(rate)
 
 
@@ -314,7 +314,7 @@ def load_sources(track: Track, rate: int | None = None) -> np.ndarray:
     Resampled with soxr to ``rate`` when given and different from the track's rate.
     """
     stems, file_rate = _decode(track)
-    _check_lengths(track.name, [a.shape[1] for a in stems.values()], file_rate)
+    check_lengths(track.name, [a.shape[1] for a in stems.values()], file_rate)
     length = max(a.shape[1] for a in stems.values())
     out = np.zeros((len(SOURCES), 2, length), dtype=np.float32)
     for i, source in enumerate(SOURCES):

@@ -548,7 +548,6 @@ def _long_window_energies(
     """``_window_energies`` for windows longer than one FFT: blocks of at most
     ``_MAX_BLOCK`` output samples, filtered by overlap-save."""
     n_src, n_ch, filter_len, _ = own_ref.shape
-    n_in = n_src * n_ch
     lead = filter_len - 1
     out_len = bounds[0][1] - bounds[0][0] + lead
     n_blocks = -(-out_len // _MAX_BLOCK)
@@ -581,7 +580,7 @@ def _long_window_energies(
             proj_all = torch.fft.irfft(spec_all_proj, n=n_fft)[..., lead : lead + block] * tail
 
         def energy(sig: torch.Tensor) -> torch.Tensor:
-            return sig.square().reshape(nb, n_src, n_ch * block).sum(dim=-1).T  # (S, B)
+            return sig.square().reshape(nb, n_src, n_ch * block).sum(dim=-1).T  # (S, B)  # noqa: B023 - used in this pass only
 
         terms = _energy_terms(true, est, proj_own, proj_all, energy)
         energies.index_add_(2, torch.tensor(frame, device=device), terms)

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from convsep.dsp.spectral import STFT
 from convsep.errors import ConvSepError
-from convsep.spectral import STFT
 
 ORACLES: tuple[str, ...] = ("irm1", "irm2", "ibm", "mixture")
 ORACLE_N_FFT = 4096

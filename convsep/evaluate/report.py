@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from convsep.data import SOURCES
+from convsep.constants import SOURCES
 from convsep.errors import ConvSepError
 from convsep.evaluate.published import COUNTERPARTS, PUBLISHED
 from convsep.evaluate.store import METRICS, load_method, method_dirs, read_meta
@@ -250,7 +250,7 @@ def render_report(
         md += [f"![{p.stem}]({os.path.relpath(p, base)})" for p in report.plots] + [""]
     report.markdown = "\n".join(md)
     if out is not None:
-        from convsep.evaluate.store import atomic_write_text
+        from convsep.io.atomic import atomic_write_text
 
         report.markdown_path = Path(out)
         atomic_write_text(report.markdown_path, report.markdown)

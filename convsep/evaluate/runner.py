@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from convsep.allocator import keep_freed_memory
-from convsep.audio import SAMPLE_RATE, rms
-from convsep.data import SOURCES, Track, list_tracks
+from convsep.constants import SAMPLE_RATE, SOURCES
+from convsep.data import Track, list_tracks
 from convsep.errors import ConvSepError
 from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_chunks, parse_oracles
 from convsep.evaluate.sdr import global_sdr
@@ -37,8 +36,11 @@ from convsep.evaluate.store import (
     write_method_tables,
     write_track,
 )
-from convsep.modelfile import read_model_file, resolve_model_path
-from convsep.speeds import check_speeds, speeds_label
+from convsep.io.audio import rms
+from convsep.models.modelfile import read_model_file
+from convsep.models.registry import resolve_model_path
+from convsep.runtime.allocator import keep_freed_memory
+from convsep.separation.speed_ensemble import check_speeds, speeds_label
 
 BACKENDS = ("fast", "museval")
 WINDOW = SAMPLE_RATE  # BSSEval v4 windows and hops of one second
@@ -117,7 +119,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _separator(method: Method, device: str):
-    from convsep.separate import Separator
+    from convsep.separation.separator import Separator
 
     key = f"{method.spec} {method.speeds}"
     if key not in _separators:
@@ -285,7 +287,7 @@ def evaluate(
     method, ``outdir/evaluation.json`` and (``report=True``) ``outdir/report.md`` with PNG
     boxplots. Method names: the model file's stem, ``oracle-irm1``, ``oracle-irm2``,
     ``oracle-ibm``, ``mixture``. ``speeds``: every model separates with that speed ensemble
-    (``convsep.speeds``), and its name says so.
+    (``convsep.separation.speed_ensemble``), and its name says so.
     """
     started = time.perf_counter()
     if backend not in BACKENDS:
@@ -300,7 +302,7 @@ def evaluate(
     if max_seconds is not None and not max_seconds > 0:
         raise ConvSepError("--max-seconds must be positive")
     if device != "cpu":
-        from convsep.separate import resolve_device
+        from convsep.runtime.device import resolve_device
 
         device = str(resolve_device(device))
     methods = plan_methods(models, oracles, check_speeds(speeds))

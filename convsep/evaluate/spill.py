@@ -17,8 +17,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from convsep.data import SOURCES, Track, load_sources
-from convsep.data.tracks import _check_lengths, _to_stereo
+from convsep.constants import SOURCES
+from convsep.data import Track, load_sources
+from convsep.data.tracks import check_lengths, to_stereo
 from convsep.errors import ConvSepError
 
 _ITEM = 4  # bytes per float32 sample
@@ -159,7 +160,7 @@ def load_references(track: Track, rate: int, max_samples: int | None = None,
         spilled.write(0, sources)
         return spilled
     lengths = {s: sf.info(path).frames for s, path in track.files.items()}
-    _check_lengths(track.name, lengths.values(), rate)
+    check_lengths(track.name, lengths.values(), rate)
     length = max(lengths.values())
     if max_samples is not None:
         length = min(length, max_samples)
@@ -177,7 +178,7 @@ def load_references(track: Track, rate: int, max_samples: int | None = None,
                                            always_2d=True)
                         if not len(block):
                             break
-                        spilled.write(start, _to_stereo(block.T)[None], slice(index, index + 1))
+                        spilled.write(start, to_stereo(block.T)[None], slice(index, index + 1))
                         start += len(block)
             except RuntimeError as exc:
                 raise ConvSepError(f"cannot read {path}: {exc}; check that it is an audio file") from None

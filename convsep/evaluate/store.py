@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from convsep.errors import ConvSepError
+from convsep.io.atomic import atomic_write_text
 
 METRICS: tuple[str, ...] = ("SDR", "SIR", "ISR", "SAR")
 META_FILE = "evaluation.json"
@@ -31,17 +32,6 @@ SUBSET_DIR = "test"
 FRAMES_CSV = "frames.csv"
 GLOBAL_CSV = "global_sdr.csv"
 MUSEVAL_VERSION = "0.4.1"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConvSepError(f"{path}: could not write ({exc.strerror or exc})") from None
 
 
 def track_json_path(outdir: str | os.PathLike, method: str, track: str) -> Path:

@@ -25,13 +25,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from convsep.audio import SAMPLE_RATE, read_audio
+from convsep.constants import SAMPLE_RATE
 from convsep.data import mir1k
 from convsep.errors import ConvSepError
-from convsep.evaluate.karaoke import vocals_and_rest, voice_gain
+from convsep.evaluate.karaoke_scores import vocals_and_rest, voice_gain
 from convsep.evaluate.sdr import global_sdr
-from convsep.modelfile import atomic_write_bytes
-from convsep.speeds import check_speeds, speeds_label
+from convsep.io.atomic import atomic_write_bytes
+from convsep.io.audio import read_audio
+from convsep.separation.speed_ensemble import check_speeds, speeds_label
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 ACCOMPANIMENT_PARTS = ("drums", "bass", "other")
@@ -113,7 +114,7 @@ def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Pa
     (then named ``MODEL @ speeds 1,1.12,...``); returns {model: {"vocals": ..., ...}}."""
     from tqdm import tqdm
 
-    from convsep.separate import Separator
+    from convsep.separation.separator import Separator
 
     pairs = list_pairs(root, split)
     if limit:

@@ -6,9 +6,9 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from convsep.constants import SOURCES
 from convsep.errors import ConvSepError
 
-SOURCES = ("vocals", "drums", "bass", "other")
 # Bounds for configs read from files (untrusted): generous for real models, small enough
 # that building one cannot exhaust memory. Source names become file names.
 SOURCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")

@@ -24,10 +24,10 @@ from typing import Iterable
 
 import torch
 
+from convsep.dsp.spectral import STFT
 from convsep.errors import ConvSepError
 from convsep.models.config import ConvSepConfig
-from convsep.models.convsep import ConvSep
-from convsep.spectral import STFT
+from convsep.models.network import ConvSep
 
 
 def reframe_config(config: ConvSepConfig, n_fft: int) -> ConvSepConfig:

@@ -13,7 +13,7 @@ import torch
 
 from convsep.errors import ConvSepError
 from convsep.models.config import ConvSepConfig
-from convsep.models.convsep import ConvSep
+from convsep.models.network import ConvSep
 
 WIDTHS = ("conv1_filters", "conv2_filters", "bottleneck")
 

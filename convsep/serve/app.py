@@ -25,8 +25,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from convsep.audio import AUDIO_SUFFIXES
 from convsep.errors import ConvSepError
+from convsep.io.audio import AUDIO_SUFFIXES
 from convsep.serve.jobs import STEM_EXT, JobManager
 
 STATIC_DIR = Path(__file__).parent / "static"

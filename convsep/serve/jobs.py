@@ -22,9 +22,11 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from convsep.api import get_separator, separate_file
-from convsep.audio import SAMPLE_RATE, probe
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
-from convsep.separate import Separator, plan_outputs
+from convsep.io.audio import probe
+from convsep.separation.separator import Separator
+from convsep.separation.stems import plan_outputs
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 STEM_EXT = "wav"

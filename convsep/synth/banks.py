@@ -25,7 +25,7 @@ HYDROGEN_DIR = Path(os.environ.get("CONVSEP_HYDROGEN_DRUMKITS", "/usr/share/hydr
 class Bank:
     """One source of instrument sounds. ``kind`` is "soundfont" (a GM bank, or a drum-only
     SoundFont when ``drums_only``), "hydrogen" (a Hydrogen drum kit folder), "recorded" (a
-    sampler of recorded notes, :mod:`convsep.synth.sampler`) or "phrases" (recorded solo
+    sampler of recorded notes, :mod:`convsep.synth.instruments`) or "phrases" (recorded solo
     phrases)."""
 
     name: str
@@ -144,7 +144,8 @@ def select(spec: str = "all", soundfont: str | None = None) -> BankSet:
             missing.append(f"hydrogen ({HYDROGEN_PACKAGE})")
     recorded = []
     if "berklee" in names:
-        from convsep.synth.sampler import recorded_instruments, real_root
+        from convsep.synth.instruments import recorded_instruments
+        from convsep.synth.recordings import real_root
 
         found = recorded_instruments()
         recorded += [Bank(n, "recorded", str(Path(found[n][0][1]).parent), "../shared/data/real/berklee", "CC BY 3.0")
@@ -152,7 +153,8 @@ def select(spec: str = "all", soundfont: str | None = None) -> BankSet:
         if not found:
             missing.append(f"berklee instruments ({real_root() / 'berklee' / 'instruments'})")
     if "sms" in names:
-        from convsep.synth.sampler import phrases, real_root
+        from convsep.synth.instruments import phrases
+        from convsep.synth.recordings import real_root
 
         if "solo" in phrases():
             recorded.append(Bank("sms-tools:solo", "phrases", str(real_root() / "sms-tools"), "../shared/data/real/sms-tools",

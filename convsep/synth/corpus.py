@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from convsep.constants import SAMPLE_RATE, SOURCES
 from convsep.errors import ConvSepError
-from convsep.outputs import remove_stale_folders
+from convsep.io.filesafety import remove_stale_folders
 from convsep.synth import mix, voice
 from convsep.synth.arrange import Part, arrange
+from convsep.synth.mix import REVERB_SEND, RT60, STEM_LEVEL
 from convsep.synth.music import plan_song
-from convsep.synth.render import DEFAULT_SOUNDFONT, SAMPLE_RATE, check_soundfont, render_part
+from convsep.synth.render import DEFAULT_SOUNDFONT, check_soundfont, render_part
 
-STEMS = ("vocals", "drums", "bass", "other")
 STEM_ORDER = ("mixture", "drums", "bass", "other", "vocals")  # MUSDB18 stream order
 SUBSET_IDS = {"train": 0, "test": 1}
 PRESETS = {"tiny": {"tracks_train": 3, "tracks_test": 2, "seconds": 4.0}}
@@ -43,10 +44,6 @@ MUSDB_VALID_NAMES = (
     "Skelpolu - Human Mistakes", "Young Griffo - Pennies", "ANiMAL - Rockshow",
     "James May - On The Line", "Meaxic - Take A Step", "Traffic Experiment - Sirens",
 )
-# Relative stem levels (dB, mean and spread) and reverb sends (range).
-STEM_LEVEL = {"vocals": (0.0, 2.0), "drums": (-1.0, 2.0), "bass": (-3.0, 2.0), "other": (-1.5, 2.0)}
-REVERB_SEND = {"vocals": (0.25, 0.5), "drums": (0.08, 0.2), "bass": (0.0, 0.04), "other": (0.15, 0.4)}
-RT60 = {"ballad": (1.6, 2.6), "swing": (1.0, 1.8), "waltz": (1.2, 2.2)}
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def make_track(spec: TrackSpec) -> dict:
     lo, hi = RT60.get(song.style, (0.8, 1.6))
     room = mix.room_response(rng, float(rng.uniform(lo, hi)))
     stems: dict[str, np.ndarray] = {}
-    for name in STEMS:
+    for name in SOURCES:
         x = render_stem(parts[name], frames, spec.soundfont, song.voice_range, rng)
         level = mix.active_rms(x)
         mean, spread = STEM_LEVEL[name]
@@ -266,7 +263,8 @@ def make_corpus(out: str | Path, tracks_train: int = 100, tracks_test: int = 50,
 def _varied_setup(banks: str, soundfont, voices: str, production: str, warn) -> tuple:
     """The bank set and the manifest's description of the varied corpus's sources; warns
     about what was asked for and is missing."""
-    from convsep.synth import banks as bank_lib, singers, studio
+    from convsep.synth import banks as bank_lib
+    from convsep.synth import singers, studio
 
     bankset = bank_lib.select(banks, soundfont)
     missing = list(bankset.missing)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from convsep.constants import SAMPLE_RATE
 from convsep.synth.arrange import Part
 
-SAMPLE_RATE = 44100
 HAT = r"(hi.?hat|\bhi.?hh|\bhh\b|\bhat\b)"
 # GM key -> name patterns, tried in order against the kit's instrument names (lower case).
 KEY_PATTERNS: dict[int, tuple[str, ...]] = {

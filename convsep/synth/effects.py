@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLE_RATE = 44100
+from convsep.constants import SAMPLE_RATE
+from convsep.synth.mix import uniform
+
 LEVELS = ("none", "light", "full")
 PROCESS_RMS = 0.1  # inserts see every part at this active RMS (-20 dBFS), so thresholds mean the same
 
@@ -66,10 +68,6 @@ def stereo_width(x: np.ndarray, width: float) -> np.ndarray:
     return np.stack([mid + side, mid - side])
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
 def insert_chain(rng: np.random.Generator, role: str, level: str, band_limited: bool = False) -> Chain:
     """The insert effects of one instrument. ``role``: lead, backing, drums, bass, guitar,
     distorted (an already distorted guitar), keys, pad, brass, solo. ``band_limited`` (a
@@ -81,46 +79,46 @@ def insert_chain(rng: np.random.Generator, role: str, level: str, band_limited: 
     full = level == "full"
     hp = {"lead": (70, 130), "backing": (150, 300), "drums": (25, 45), "bass": (28, 45), "guitar": (80, 160),
           "distorted": (80, 140), "keys": (50, 120), "pad": (100, 250), "brass": (80, 150), "solo": (90, 180)}[role]
-    f = _u(rng, *hp)
+    f = uniform(rng, *hp)
     c.add(pb.HighpassFilter(cutoff_frequency_hz=f), f"highpass {f:.0f} Hz")
     # corrective cut in the low mids, then a tonal boost or cut somewhere
-    f, g = _u(rng, 200, 600), _u(rng, -4, 0)
+    f, g = uniform(rng, 200, 600), uniform(rng, -4, 0)
     c.add(pb.PeakFilter(cutoff_frequency_hz=f, gain_db=g, q=1.0), f"eq {f:.0f} Hz {g:+.1f} dB")
     if role in ("lead", "backing"):
-        f, g = _u(rng, 2500, 5000), _u(rng, 0, 4)
+        f, g = uniform(rng, 2500, 5000), uniform(rng, 0, 4)
     elif role == "drums":
-        f, g = _u(rng, 50, 100), _u(rng, 0, 5)
+        f, g = uniform(rng, 50, 100), uniform(rng, 0, 5)
     elif role == "bass":
-        f, g = _u(rng, 600, 1200), _u(rng, -2, 4)
+        f, g = uniform(rng, 600, 1200), uniform(rng, -2, 4)
     else:
-        f, g = _u(rng, 800, 6000), _u(rng, -3, 3)
+        f, g = uniform(rng, 800, 6000), uniform(rng, -3, 3)
     if not (band_limited and f > 6000):
         c.add(pb.PeakFilter(cutoff_frequency_hz=f, gain_db=g, q=0.8), f"eq {f:.0f} Hz {g:+.1f} dB")
     if full and not band_limited and role in ("lead", "drums", "keys", "guitar", "pad") and rng.random() < 0.6:
-        f, g = _u(rng, 7000, 12000), _u(rng, -2, 3)
+        f, g = uniform(rng, 7000, 12000), uniform(rng, -2, 3)
         c.add(pb.HighShelfFilter(cutoff_frequency_hz=f, gain_db=g), f"high shelf {f:.0f} Hz {g:+.1f} dB")
     compress = {"lead": 1.0, "backing": 0.9, "drums": 0.8, "bass": 0.9, "brass": 0.5}.get(role, 0.4)
     if rng.random() < compress:
-        thr, ratio = _u(rng, -30, -16), _u(rng, 2, 4 if level == "light" else 8)
-        attack = _u(rng, 5, 30) if role == "drums" else _u(rng, 1, 15)
-        c.add(pb.Compressor(threshold_db=thr, ratio=ratio, attack_ms=attack, release_ms=_u(rng, 50, 250)),
+        thr, ratio = uniform(rng, -30, -16), uniform(rng, 2, 4 if level == "light" else 8)
+        attack = uniform(rng, 5, 30) if role == "drums" else uniform(rng, 1, 15)
+        c.add(pb.Compressor(threshold_db=thr, ratio=ratio, attack_ms=attack, release_ms=uniform(rng, 50, 250)),
               f"compressor {thr:.0f} dB {ratio:.1f}:1")
     if not full:
         return c
     saturate = {"bass": 0.35, "drums": 0.25, "guitar": 0.3, "lead": 0.15, "keys": 0.15, "solo": 0.2}.get(role, 0.0)
     if not band_limited and rng.random() < saturate:
-        drive = _u(rng, 3, 14 if role in ("bass", "guitar") else 8)
+        drive = uniform(rng, 3, 14 if role in ("bass", "guitar") else 8)
         c.add(pb.Distortion(drive_db=drive), f"saturation {drive:.0f} dB")
-        f = _u(rng, 5000, 12000)
+        f = uniform(rng, 5000, 12000)
         c.add(pb.LowpassFilter(cutoff_frequency_hz=f), f"lowpass {f:.0f} Hz")
     if role in ("guitar", "keys", "pad", "backing", "solo") and rng.random() < 0.3:
-        rate, depth = _u(rng, 0.3, 2.0), _u(rng, 0.1, 0.4)
-        c.add(pb.Chorus(rate_hz=rate, depth=depth, centre_delay_ms=_u(rng, 5, 12), feedback=0.0, mix=_u(rng, 0.3, 0.6)),
+        rate, depth = uniform(rng, 0.3, 2.0), uniform(rng, 0.1, 0.4)
+        c.add(pb.Chorus(rate_hz=rate, depth=depth, centre_delay_ms=uniform(rng, 5, 12), feedback=0.0, mix=uniform(rng, 0.3, 0.6)),
               f"chorus {rate:.1f} Hz")
     if role in ("keys", "pad", "guitar") and rng.random() < 0.1:
-        c.add(pb.Phaser(rate_hz=_u(rng, 0.2, 1.0), depth=0.5, mix=0.4), "phaser")
+        c.add(pb.Phaser(rate_hz=uniform(rng, 0.2, 1.0), depth=0.5, mix=0.4), "phaser")
     if role in ("drums", "pad", "keys", "guitar", "backing"):
-        c.width = _u(rng, 0.6, 1.4)
+        c.width = uniform(rng, 0.6, 1.4)
     return c
 
 
@@ -141,7 +139,7 @@ class Send:
 def reverb_send(rng: np.random.Generator, room_size: float, damping: float, gain: float) -> Send:
     """An algorithmic (Freeverb) reverb return with a high-passed feed."""
     pb = _pb()
-    board = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=_u(rng, 150, 400)),
+    board = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=uniform(rng, 150, 400)),
                            pb.Reverb(room_size=room_size, damping=damping, wet_level=1.0, dry_level=0.0, width=1.0)])
     return Send(board, gain, f"reverb size {room_size:.2f} send {gain:.2f}")
 
@@ -151,8 +149,8 @@ def delay_send(rng: np.random.Generator, tempo: float, gain: float) -> Send:
     pb = _pb()
     beats = float(rng.choice([0.5, 0.75, 1.0]))
     seconds = beats * 60.0 / tempo
-    feedback = _u(rng, 0.15, 0.45)
-    board = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=300), pb.LowpassFilter(cutoff_frequency_hz=_u(rng, 3000, 7000)),
+    feedback = uniform(rng, 0.15, 0.45)
+    board = pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=300), pb.LowpassFilter(cutoff_frequency_hz=uniform(rng, 3000, 7000)),
                            pb.Delay(delay_seconds=min(seconds, 1.5), feedback=feedback, mix=1.0)])
     return Send(board, gain, f"delay {beats:g} beat feedback {feedback:.2f} send {gain:.2f}")
 
@@ -173,15 +171,15 @@ def plan_bus(rng: np.random.Generator, level: str) -> Bus:
     if level != "full":
         return bus
     pb = _pb()
-    lo, hi, mid = _u(rng, -1.5, 2.0), _u(rng, -1.5, 2.5), _u(rng, -1.5, 1.0)
+    lo, hi, mid = uniform(rng, -1.5, 2.0), uniform(rng, -1.5, 2.5), uniform(rng, -1.5, 1.0)
     bus.eq = [pb.LowShelfFilter(cutoff_frequency_hz=100, gain_db=lo), pb.PeakFilter(cutoff_frequency_hz=400, gain_db=mid, q=0.7),
               pb.HighShelfFilter(cutoff_frequency_hz=9000, gain_db=hi)]
     bus.names.append(f"bus eq low {lo:+.1f} mid {mid:+.1f} high {hi:+.1f} dB")
-    bus.width = _u(rng, 0.85, 1.25)
+    bus.width = uniform(rng, 0.85, 1.25)
     bus.names.append(f"bus width {bus.width:.2f}")
     if rng.random() < 0.8:
-        bus.compressor = {"over_db": _u(rng, 0, 6), "ratio": _u(rng, 1.5, 3.0), "attack_ms": _u(rng, 5, 30),
-                          "release_ms": _u(rng, 100, 400)}
+        bus.compressor = {"over_db": uniform(rng, 0, 6), "ratio": uniform(rng, 1.5, 3.0), "attack_ms": uniform(rng, 5, 30),
+                          "release_ms": uniform(rng, 100, 400)}
         bus.names.append("bus compressor {ratio:.1f}:1".format(**bus.compressor))
     return bus
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal
 
-SAMPLE_RATE = 44100
+from convsep.constants import SAMPLE_RATE
+
 CEILING = 0.97  # peak of the mixture after limiting, leaves room for 16-bit rounding
+# The classic corpus's relative stem levels (dB, mean and spread) and reverb sends (range).
+STEM_LEVEL = {"vocals": (0.0, 2.0), "drums": (-1.0, 2.0), "bass": (-3.0, 2.0), "other": (-1.5, 2.0)}
+REVERB_SEND = {"vocals": (0.25, 0.5), "drums": (0.08, 0.2), "bass": (0.0, 0.04), "other": (0.15, 0.4)}
+RT60 = {"ballad": (1.6, 2.6), "swing": (1.0, 1.8), "waltz": (1.2, 2.2)}
 
 
 def pan(x: np.ndarray, position: float, width: float = 1.0) -> np.ndarray:
@@ -86,3 +91,8 @@ def master(stems: dict[str, np.ndarray], target_dbfs: float, fade_out: float = 0
     gain[:n_in] *= np.linspace(0, 1, n_in)
     gain[frames - n_out :] *= np.linspace(1, 0, n_out)
     return {name: x * gain for name, x in stems.items()}
+
+
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One draw from U(lo, hi) as a float."""
+    return float(rng.uniform(lo, hi))

@@ -18,6 +18,7 @@ import numpy as np
 
 MATERIAL = Path(__file__).resolve().parent / "data" / "material.json.gz"
 KEY_NAMES = ["C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
+NOTE_PC = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}   # note letter -> pitch class
 
 # Chord qualities as semitone intervals above the root.
 QUALITY_INTERVALS: dict[str, tuple[int, ...]] = {

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.synth.arrange import Part
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-SAMPLE_RATE = 44100
 CHANNEL, DRUM_CHANNEL = 0, 9
 
 

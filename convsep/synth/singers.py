@@ -20,22 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
-from convsep.synth.music import Song, chord_at
-from convsep.synth.sampler import read_recording
+from convsep.synth.mix import uniform
+from convsep.synth.music import NOTE_PC, Song, chord_at
+from convsep.synth.recordings import read_recording, real_root
 
-SAMPLE_RATE = 44100
 MIR1K_BANDWIDTH_HZ = 8000
 FULL_BANDWIDTH_HZ = SAMPLE_RATE // 2
 NOTE_RE = re.compile(r"([A-Ga-g])([#b]?)(\d)$")
-NOTE_PC = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
-
-
-def real_root() -> Path:
-    """``../shared/data/real`` next to the checkout (the parent of the MIR-1K folder)."""
-    from convsep.data.mir1k import default_root
-
-    return default_root().parent
 
 
 @functools.lru_cache(maxsize=2)
@@ -94,7 +87,7 @@ def mir1k_lead(rng: np.random.Generator, song: Song, frames: int, corpus_split: 
     used: list[str] = []
     k = int(rng.integers(len(clips)))
     for a, b in spans:
-        t = a + _u(rng, 0.0, 0.4)
+        t = a + uniform(rng, 0.0, 0.4)
         while t < b - 1.0:
             clip = clips[k % len(clips)]
             k += 1
@@ -112,12 +105,8 @@ def mir1k_lead(rng: np.random.Generator, song: Song, frames: int, corpus_split: 
             seg[n - fade:] *= np.linspace(1, 0, fade)
             out[start:start + n] += seg
             used.append(clip.name)
-            t += n / SAMPLE_RATE + _u(rng, 0.1, 0.8)
+            t += n / SAMPLE_RATE + uniform(rng, 0.1, 0.8)
     return (out, used) if used else None
-
-
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
 
 
 def double(rng: np.random.Generator, voice: np.ndarray) -> np.ndarray:
@@ -125,11 +114,11 @@ def double(rng: np.random.Generator, voice: np.ndarray) -> np.ndarray:
     modulated delay, slightly darker. Mono (frames,)."""
     import pedalboard as pb
 
-    delay = int(_u(rng, 0.012, 0.035) * SAMPLE_RATE)
+    delay = int(uniform(rng, 0.012, 0.035) * SAMPLE_RATE)
     y = np.concatenate([np.zeros(delay), voice[: len(voice) - delay]])
-    board = pb.Pedalboard([pb.Chorus(rate_hz=_u(rng, 0.2, 0.8), depth=_u(rng, 0.05, 0.2), centre_delay_ms=5.0,
+    board = pb.Pedalboard([pb.Chorus(rate_hz=uniform(rng, 0.2, 0.8), depth=uniform(rng, 0.05, 0.2), centre_delay_ms=5.0,
                                      feedback=0.0, mix=1.0),
-                           pb.LowpassFilter(cutoff_frequency_hz=_u(rng, 5000, 9000))])
+                           pb.LowpassFilter(cutoff_frequency_hz=uniform(rng, 5000, 9000))])
     return board(y[None].astype(np.float32), SAMPLE_RATE)[0].astype(np.float64)
 
 
@@ -215,6 +204,6 @@ def berklee_backing(rng: np.random.Generator, song: Song, frames: int) -> tuple[
                 pitch = low + (pc - low) % 12
                 pitch = pitch if pitch <= high else pitch - 12
                 best = min(pool, key=lambda s: abs(s[3] - pitch))
-                out[start:start + n] += _pitched(best[4], pitch - best[3], n) * _u(rng, 0.7, 1.0)
+                out[start:start + n] += _pitched(best[4], pitch - best[3], n) * uniform(rng, 0.7, 1.0)
                 used.add(Path(best[4]).stem)
     return (out, sorted(used)) if used else None

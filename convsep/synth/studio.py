@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from convsep.constants import SAMPLE_RATE
 from convsep.synth import banks as bank_lib
-from convsep.synth import effects, mix, sampler, singers, voice
+from convsep.synth import effects, instruments, mix, singers, voice
 from convsep.synth.arrange import Part, arrange
-from convsep.synth.corpus import REVERB_SEND, RT60, STEM_LEVEL  # the classic corpus's ranges
+from convsep.synth.mix import REVERB_SEND, RT60, STEM_LEVEL  # the classic corpus's ranges
 from convsep.synth.music import plan_song
-from convsep.synth.render import SAMPLE_RATE, render_part
+from convsep.synth.render import render_part
 
 ACCOMPANIMENT = ("drums", "bass", "other")
 #: Probabilities of the voice choices when ``voices="all"``.
@@ -52,7 +53,7 @@ def render_with(part: Part, frames: int, bank: bank_lib.Bank, fallback: bank_lib
     """Render ``part`` on ``bank``: float64 (2, frames) and the name of the bank that played
     it (``fallback`` when ``bank`` lacks the preset or stays silent)."""
     if bank.kind == "recorded":
-        audio = np.stack([sampler.render_recorded(part, frames, bank.name)] * 2)
+        audio = np.stack([instruments.render_recorded(part, frames, bank.name)] * 2)
     elif bank.kind == "hydrogen":
         from convsep.synth.drumkit import render_kit
 
@@ -112,7 +113,7 @@ class TrackMaker:
     def instrument(self, part: Part, bank: bank_lib.Bank) -> np.ndarray:
         """One rendered, processed, levelled and panned instrument part: (2, frames)."""
         if bank.kind == "phrases":
-            mono, names = sampler.lay_phrases(self.rng, sampler.phrases()["solo"], note_spans(part), self.frames)
+            mono, names = instruments.lay_phrases(self.rng, instruments.phrases()["solo"], note_spans(part), self.frames)
             audio, used = np.stack([mono, mono]), f"{bank.name}({','.join(sorted(set(names)))})"
             if not names:  # too short a stretch for a phrase: the GM solo plays instead
                 bank = self.bankset.gm[0]
@@ -162,9 +163,9 @@ class TrackMaker:
             got = singers.mir1k_lead(rng, song, frames, self.split)
             if got is not None:
                 return got[0], "mir1k", [f"mir1k:{c}" for c in got[1]], singers.MIR1K_BANDWIDTH_HZ
-        sung = sampler.phrases().get("sung") if self.voices == "all" else None
+        sung = instruments.phrases().get("sung") if self.voices == "all" else None
         if sung and rng.random() < P_SMS_LEAD:
-            line, names = sampler.lay_phrases(rng, sung, singers.vocal_spans(song, frames / SAMPLE_RATE), frames)
+            line, names = instruments.lay_phrases(rng, sung, singers.vocal_spans(song, frames / SAMPLE_RATE), frames)
             if names:
                 return line, "sms-tools", [f"sms-tools:{n}" for n in names], singers.FULL_BANDWIDTH_HZ
         if lead_part.program < 0:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from convsep.constants import SAMPLE_RATE
 from convsep.synth.arrange import Part
-
-SAMPLE_RATE = 44100
 
 # Formant frequencies (Hz), bandwidths (Hz) and levels (dB) of five vowels, for a low
 # (tenor/bass) and a high (alto/soprano) voice: the classic tables of vocal acoustics.

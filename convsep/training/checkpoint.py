@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from convsep.errors import ConvSepError
-from convsep.modelfile import atomic_write_bytes
+from convsep.io.atomic import atomic_write_bytes
 
 FORMAT = "convsep-checkpoint"
 VERSION = 1

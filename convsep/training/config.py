@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
-from convsep.losses import LOSSES
+from convsep.training.losses import LOSSES
 from convsep.training.step import PRECISIONS
 
 OPTIMISERS = ("adam", "adamw", "adadelta")

@@ -10,17 +10,15 @@ are folded into small (channels, blocks x frames, bins) tensors before the one p
 forms it.
 
 Notation: z = h w1 + b (pre-activation), y = relu(z), P = y + eps, D = sum_s P_s,
-m_s = P_s / D (the soft masks of ``convsep.masks``), M_g = sum_{s in g} m_s,
+m_s = P_s / D (the soft masks of ``convsep.dsp.masks``), M_g = sum_{s in g} m_s,
 E_g = M_g X - T_g, loss = sum(w E^2) / count.  With G_g = 2 w E_g / count:
 dloss/dz_s = [z_s > 0] (X / D) (G_{g(s)} - sum_g M_g G_g).
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 
-from convsep.masks import EPS
+from convsep.dsp.masks import EPS
 
 
 class DecoderMaskMSE(torch.autograd.Function):

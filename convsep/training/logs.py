@@ -50,7 +50,7 @@ def mask_figure(mixture: torch.Tensor, masks: torch.Tensor, sources: Sequence[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from convsep.spectral import STFT
+    from convsep.dsp.spectral import STFT
 
     spec = STFT()(mixture[:1].float()).abs()[0]
     fig, axes = plt.subplots(len(sources) + 1, 1, figsize=(8, 2 * (len(sources) + 1)), sharex=True)

@@ -3,7 +3,7 @@
 Two paths compute the same loss:
 
 - ``reference_loss``: STFT -> blocks (N, C, T, F) -> ``model`` -> soft masks -> loss, with
-  plain autograd (every loss of ``convsep.losses``);
+  plain autograd (every loss of ``convsep.training.losses``);
 - the fused path (MSE, weighted or not): magnitudes are computed straight into the layout
   (channels, sources, blocks, frames, bins) and the last decoder layer, its ReLU, the
   masks and the loss run as one autograd function (``convsep.training.fused``), in a
@@ -25,10 +25,10 @@ from typing import Sequence
 
 import torch
 
-from convsep.losses import compute_loss, frequency_weights, masked_estimates
+from convsep.dsp.spectral import STFT
 from convsep.models import ConvSep
-from convsep.spectral import STFT
 from convsep.training.fused import decoder_mask_mse
+from convsep.training.losses import compute_loss, frequency_weights, masked_estimates
 
 FUSED_LOSSES = ("mse",)
 PRECISIONS = ("fp32", "bf16")

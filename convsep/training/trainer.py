@@ -13,18 +13,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from convsep.allocator import keep_freed_memory
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
 from convsep.data.cache import merge_caches
-from convsep.data.karaoke import KaraokeBank, karaoke_sources, place_vocals
-from convsep.evaluate.karaoke import karaoke_mixtures, score_karaoke
+from convsep.data.karaoke_bank import KaraokeBank, karaoke_sources, place_vocals
 from convsep.errors import ConvSepError
+from convsep.evaluate.karaoke_scores import karaoke_mixtures, score_karaoke
 from convsep.evaluate.sdr import global_sdr
-from convsep.modelfile import atomic_write_bytes, load_model, save_model
-from convsep.realtime import causal_separate
+from convsep.io.atomic import atomic_write_bytes
 from convsep.models import ConvSep, preset
+from convsep.models.modelfile import load_model, save_model
 from convsep.models.widen import WIDTHS, widen, widening_problem
-from convsep.separate import Separator
+from convsep.runtime.allocator import keep_freed_memory
+from convsep.separation.realtime import causal_separate
+from convsep.separation.separator import Separator
 from convsep.training import distributed
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
 from convsep.training.config import TrainConfig
@@ -224,7 +225,7 @@ class Trainer:
         separator = Separator(self.model, device=self.device)
         sources = self.model_config.sources
         scores = []
-        for k, (name, track) in enumerate(self.valid):
+        for k, (_name, track) in enumerate(self.valid):
             refs = track if self.model_config.channels == 2 else track.mean(1, keepdim=True)
             if self.config.lookahead is None:
                 estimates = separator.separate_tensor(refs.sum(0))

@@ -1,0 +1,42 @@
+"""convsep.models.registry: the bundled models and the demo's assets."""
+import pytest
+import torch
+
+from convsep.constants import SOURCES
+from convsep.errors import ConvSepError
+from convsep.models.modelfile import load_model
+from convsep.models.registry import (
+    DEFAULT_MODEL,
+    DEMO_DIR,
+    PRETRAINED_DIR,
+    REALTIME_MODEL,
+    list_models,
+    load_demo,
+    resolve_model_path,
+)
+
+
+def test_default_model_is_bundled_small_and_documented():
+    path = PRETRAINED_DIR / "default.pt"
+    assert path.exists() and path.stat().st_size < 16 * 2 ** 20          # a few MB
+    model, meta = load_model(None)
+    assert model.config.sources == ("vocals", "drums", "bass", "other")
+    for key in ("trained_on", "recipe", "hardware", "training_minutes", "steps", "scores"):
+        assert key in meta, key
+
+
+def test_list_models_names_every_bundled_file_and_each_resolves():
+    names = list_models()
+    assert names == sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt"))
+    assert {DEFAULT_MODEL, REALTIME_MODEL} <= set(names)
+    for name in names:
+        assert resolve_model_path(name) == PRETRAINED_DIR / f"{name}.pt"
+    with pytest.raises(ConvSepError, match="bundled models: " + ", ".join(names)):
+        resolve_model_path("no-such-model")
+
+
+def test_the_demo_assets_are_the_four_sources():
+    meta, references = load_demo()
+    assert references.shape[:2] == (len(SOURCES), 2) and references.dtype == torch.float32
+    assert {"track", "seconds"} <= set(meta)
+    assert sorted(p.stem for p in DEMO_DIR.glob("*.flac")) == sorted(SOURCES)
