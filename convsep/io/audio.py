@@ -327,6 +327,18 @@ def check_waveform(audio: np.ndarray, name: str = "input") -> None:
         raise ConvSepError(f"{name}: the audio contains NaN or infinite samples")
 
 
+def to_pcm(audio: np.ndarray, bits: str) -> np.ndarray:
+    """(channels, n) float -> the samples a file of ``bits`` stores, rounded to the nearest
+    step and clipped: int16 for 16 bits, int32 (the top 24 bits) for 24, float32 for 32f.
+    libsndfile's own conversion floors (every sample half a step low on average)."""
+    if bits == "16":
+        return np.clip(np.rint(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+    if bits == "24":
+        steps = np.clip(np.rint(np.asarray(audio, np.float64) * 8388608.0), -8388608, 8388607)
+        return (steps.astype(np.int32) << 8)
+    return np.asarray(audio, dtype=np.float32)
+
+
 class AtomicAudioWriter:
     """Writes a file in chunks under a temporary name; ``commit()`` renames it into place,
     ``discard()`` removes it. Counts samples that clip in integer formats."""
@@ -341,6 +353,7 @@ class AtomicAudioWriter:
         self.path = Path(path)
         self.tmp = temporary_path(self.path)
         self.float_output = bits == "32f"
+        self.bits = bits
         self.clipped = 0
         try:
             self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
@@ -354,7 +367,7 @@ class AtomicAudioWriter:
         if not self.float_output:
             self.clipped += int(np.count_nonzero(np.abs(audio) > 1.0))
         try:
-            self._file.write(np.ascontiguousarray(audio.T, dtype=np.float32))
+            self._file.write(np.ascontiguousarray(to_pcm(audio, self.bits).T))
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
             raise ConvSepError(f"{self.path}: cannot write ({write_problem(self.tmp, exc)})") from None
 

@@ -70,3 +70,37 @@ def test_complete_compressed_files_pass(tmp_path, capsys, model_file):
     assert code == 0, capsys.readouterr().err
     for track in ("full", "vbr"):
         assert 5.9 < sf.info(str(tmp_path / "out" / track / "vocals.wav")).duration < 6.2
+
+
+# -- integer samples are rounded to the nearest step -------------------------------------------
+@pytest.mark.parametrize("bits,subtype,scale", [("16", "int16", 32768), ("24", "int32", 8388608 * 256)])
+def test_integer_output_rounds_to_nearest(tmp_path, bits, subtype, scale):
+    import numpy as np
+
+    from convsep.io.audio import write_audio
+
+    step = 1 / (scale if bits == "16" else 8388608)
+    audio = np.array([[0.7 * step, 0.4 * step, -0.7 * step, -29491.2 * step, 0.5, 1.5, -1.5]])
+    write_audio(tmp_path / "x.wav", audio, bits=bits)
+    stored, _ = sf.read(str(tmp_path / "x.wav"), dtype=subtype)
+    per_step = 1 if bits == "16" else 256
+    assert (stored // per_step).tolist() == [1, 0, -1, -29491, round(0.5 / step), 1 / step - 1, -1 / step]
+
+
+def test_cli_16_bit_stems_are_the_float_stems_rounded(tmp_path, capsys, model_file):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sf.write(str(tmp_path / "in.wav"), 0.2 * rng.standard_normal((RATE, 2)), RATE, subtype="FLOAT")
+    for bits in ("16", "32f"):
+        code = main(["separate", str(tmp_path / "in.wav"), "-m", str(model_file), "-o", str(tmp_path / bits),
+                     "--bits", bits, "--no-progress"])
+        assert code == 0, capsys.readouterr().err
+    errors = []
+    for stem in ("vocals", "drums", "bass", "other"):
+        exact, _ = sf.read(str(tmp_path / "32f" / "in" / f"{stem}.wav"), dtype="float64")
+        stored, _ = sf.read(str(tmp_path / "16" / "in" / f"{stem}.wav"), dtype="int16")
+        errors.append(stored - exact * 32768)
+    error = np.stack(errors)
+    assert np.abs(error).max() <= 0.5 + 1e-3
+    assert abs(error.mean()) < 0.02, "16-bit stems are biased (rounded down instead of to nearest)"
