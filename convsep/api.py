@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,22 @@ from tqdm import tqdm
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import AtomicAudioWriter, AudioReader, track_name
-from convsep.io.filesafety import FolderClaim, describe_os_error, inside, remove_stale_temporaries, safe_component
+from convsep.io.filesafety import (
+    FolderClaim,
+    describe_os_error,
+    inside,
+    remove_stale_folders,
+    remove_stale_temporaries,
+    safe_component,
+)
 from convsep.io.inputs import as_waveform, check_rate
+from convsep.io.nistems import NI_STEMS, STEM_SUFFIX, check_sources, write_stem_mp4
 from convsep.separation.separator import Separator
 from convsep.separation.stems import plan_outputs
 
 MIN_SAMPLES = 1024  # one STFT window (23 ms at 44.1 kHz): shorter input is refused
+STEM_MP4 = STEM_SUFFIX.lstrip(".")    # ext="stem.mp4": OUTDIR/<track>.stem.mp4 (NI Stems, for DJs)
+SCRATCH = ".convsep-stems"            # the stems' temporary folder while a .stem.mp4 is built
 
 
 def get_separator(model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
@@ -65,8 +77,13 @@ class FileResult:
 
 def output_paths(path: Path, outdir: Path, names: Sequence[str], ext: str,
                  track: str | None = None) -> dict[str, Path]:
-    """{stem: OUTDIR/<track>/<stem>.<ext>}, each checked to lie inside ``outdir``."""
-    folder = Path(outdir) / safe_component(track or track_name(Path(path)), "track name")
+    """{stem: OUTDIR/<track>/<stem>.<ext>}, each checked to lie inside ``outdir``; for
+    ``ext="stem.mp4"`` every stem maps to the one file ``OUTDIR/<track>.stem.mp4``."""
+    name = safe_component(track or track_name(Path(path)), "track name")
+    if ext == STEM_MP4:
+        target = inside(outdir, Path(outdir) / safe_component(name + STEM_SUFFIX, "track name"))
+        return {stem: target for stem in names}
+    folder = Path(outdir) / name
     return {name: inside(outdir, folder / f"{safe_component(name, 'stem name')}.{ext}") for name in names}
 
 
@@ -85,11 +102,17 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     is claimed for the run (another run writing it at the same time is refused), and stale
     temporaries of dead runs in it are removed. A truncated compressed input is refused unless
     ``allow_truncated`` (then it is separated as far as it decodes, with a warning).
+
+    ``ext="stem.mp4"`` writes ``outdir/<track>.stem.mp4`` instead, NI's Stems format for DJ
+    software (the mixture and drums, bass, other, vocals as AAC; see convsep.io.nistems).
     """
     started = time.perf_counter()
     path = Path(path)
     separator = get_separator(model, device, stems, two_stems)
     reader = AudioReader(path, SAMPLE_RATE, separator.config.channels, allow_truncated=allow_truncated)
+    stem_mp4 = ext == STEM_MP4
+    if stem_mp4:
+        check_sources(separator.output_names)
     targets = output_paths(path, Path(outdir), separator.output_names, ext, track)
     folder = next(iter(targets.values())).parent
     if any(t.resolve() == path.resolve() for t in targets.values()):
@@ -97,7 +120,7 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not overwrite:
         raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
-    out_rate = reader.info.rate if keep_rate else SAMPLE_RATE
+    out_rate = reader.info.rate if keep_rate and not stem_mp4 else SAMPLE_RATE
     created = [p for p in (folder, *folder.parents) if not p.exists()]   # removed again on failure
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -107,14 +130,21 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     writers: dict[str, AtomicAudioWriter] = {}
     committed: list[Path] = []
     claim = FolderClaim(folder)
+    scratch: Path | None = None
     try:
         claim.acquire()
         remove_stale_temporaries(folder)
         existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours
         if existing and not overwrite:
             raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
+        if stem_mp4:   # float stems in a scratch folder, encoded into the one file at the end
+            remove_stale_folders(folder, SCRATCH)
+            scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}-{os.getpid()}-", dir=folder))
         for name, target in targets.items():
-            writers[name] = AtomicAudioWriter(target, out_rate, channels, ext, bits)
+            if scratch is not None:
+                writers[name] = AtomicAudioWriter(scratch / f"{name}.wav", out_rate, channels, "wav", "32f")
+            else:
+                writers[name] = AtomicAudioWriter(target, out_rate, channels, ext, bits)
         resamplers = {name: soxr.ResampleStream(SAMPLE_RATE, out_rate, channels, dtype="float32", quality="HQ")
                       for name in targets} if out_rate != SAMPLE_RATE else None
         total = 0
@@ -136,11 +166,17 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             for name, writer in writers.items():
                 writer.write(resamplers[name].resample_chunk(np.zeros((0, channels), "float32"), last=True).T)
         for writer in writers.values():
-            writer.commit(overwrite)
+            writer.commit(overwrite if scratch is None else True)
             committed.append(writer.path)
+        if scratch is not None:
+            target = next(iter(targets.values()))
+            write_stem_mp4(target, {name: scratch / f"{name}.wav" for name in NI_STEMS}, overwrite=overwrite)
+            committed = [target]
     except BaseException:
         for writer in writers.values():
             writer.discard()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
         if not overwrite:   # files this run created: nothing existed under these names
             for done in committed:
                 done.unlink(missing_ok=True)
@@ -151,6 +187,8 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             except OSError:
                 break
         raise
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     claim.release()
     return FileResult(path, targets, total / SAMPLE_RATE, time.perf_counter() - started,
                       {name: w.clipped for name, w in writers.items()})

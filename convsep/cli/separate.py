@@ -26,7 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--outdir", default="separated", help="output folder (default: separated)")
     p.add_argument("--stems", default=None, help="comma-separated subset of stems to write, e.g. vocals,drums")
     p.add_argument("--two-stems", default=None, metavar="STEM", help="write STEM and no_STEM (the rest of the mix)")
-    p.add_argument("--ext", choices=sorted(WRITE_FORMATS), default="wav", help="output format (default: wav)")
+    p.add_argument("--ext", choices=[*sorted(WRITE_FORMATS), "stem.mp4"], default="wav",
+                   help="output format (default: wav); stem.mp4 writes OUTDIR/<track>.stem.mp4, NI Stems for "
+                        "DJ software (Traktor, Mixxx): the mixture, drums, bass, other and vocals as AAC")
     p.add_argument("--bits", choices=list(BIT_DEPTHS), default="16", help="16, 24 or 32f (float, never clips); default 16")
     p.add_argument("--keep-rate", action="store_true", help="write stems at the input's sample rate (default: 44100 Hz)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")

@@ -30,7 +30,7 @@ MIN_RATE, MAX_RATE = 8000, 192000
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 FFMPEG_SUFFIXES = {".m4a", ".aac", ".mp4", ".m4b", ".opus", ".webm", ".wma", ".mkv", ".mka", ".ac3"}
 AUDIO_SUFFIXES = SOUNDFILE_SUFFIXES | FFMPEG_SUFFIXES
-WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+WRITE_FORMATS = {"wav": "WAV", "flac": "FLAC", "mp3": "MP3"}
 BIT_DEPTHS = {"16": "PCM_16", "24": "PCM_24", "32f": "FLOAT"}
 # Decoded length may fall short of the declared one by encoder padding; more is truncation.
 TRUNCATION_SLACK = 8192
@@ -352,12 +352,13 @@ class AtomicAudioWriter:
             raise ConvSepError("flac cannot store float samples; use --bits 16 or 24, or --ext wav")
         self.path = Path(path)
         self.tmp = temporary_path(self.path)
-        self.float_output = bits == "32f"
-        self.bits = bits
+        self.float_output = bits == "32f" and ext != "mp3"
+        self.bits = "32f" if ext == "mp3" else bits     # an MP3 encoder takes float samples
         self.clipped = 0
+        subtype = "MPEG_LAYER_III" if ext == "mp3" else BIT_DEPTHS[bits]
         try:
             self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
-                                      format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
+                                      format=WRITE_FORMATS[ext], subtype=subtype)
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)
             raise ConvSepError(f"{self.path}: cannot write ({write_problem(self.tmp, exc)})") from None
