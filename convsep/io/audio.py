@@ -263,9 +263,25 @@ class AudioReader:
     def rms(self, block: int = 1 << 18) -> float:
         """The RMS of the whole file as the model gets it (the channel policy applied, at the
         file's rate), by one decoding pass."""
+        problems: list[str] = []
         source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
-                  else _ffmpeg_chunks(self.path, self.info, block, []))
-        return rms(adapt_channels(chunk, self.channels) for chunk in source)
+                  else _ffmpeg_chunks(self.path, self.info, block, problems))
+        decoded = 0
+
+        def counted() -> Iterator[np.ndarray]:
+            nonlocal decoded
+            for chunk in source:
+                decoded += chunk.shape[1]
+                yield adapt_channels(chunk, self.channels)
+
+        value = rms(counted())
+        # A cut-off file is refused here, before the separation starts, rather than at its end.
+        declared = self.info.frames
+        if declared and decoded < declared - max(TRUNCATION_SLACK, declared // 200):
+            problems.append(f"{declared / self.info.rate:.1f} s declared, {decoded / self.info.rate:.1f} s decoded")
+        if problems and not self.allow_truncated:
+            self._truncated("; ".join(problems))
+        return value
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []

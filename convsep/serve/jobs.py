@@ -17,7 +17,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
 
@@ -25,11 +25,20 @@ from convsep.api import get_separator, separate_file
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import probe
+from convsep.io.mixdown import EXPORT_FORMATS, check_format, check_gains, convert, mix_stems
+from convsep.io.nistems import NI_STEMS, write_stem_mp4
 from convsep.separation.separator import Separator
 from convsep.separation.stems import plan_outputs
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 STEM_EXT = "wav"
+
+
+def web_message(message: str) -> str:
+    """An error message for the page, which has no command-line options to suggest."""
+    return message.replace("pass --allow-truncated to separate what decodes",
+                           "re-download or re-export the song; on the command line, "
+                           "convsep separate --allow-truncated separates what decodes")
 
 
 class Cancelled(Exception):
@@ -53,6 +62,9 @@ class Job:
     finished: float | None = None
     stems: dict[str, Path] = field(default_factory=dict)
     cancelled: bool = False
+    started: float | None = None
+    position: int | None = None      # 1-based place in the queue while waiting
+    lock: Any = field(default_factory=threading.RLock, repr=False)   # held while its exports are built
 
     @property
     def track(self) -> str:
@@ -65,11 +77,23 @@ class Job:
         base = f"/api/jobs/{self.id}"
         data = {"id": self.id, "filename": self.filename, "status": self.status,
                 "progress": round(self.progress, 4), "error": self.error, "model": self.model,
-                "seconds": self.seconds, "created": self.created, "url": base}
+                "seconds": self.seconds, "created": self.created, "url": base,
+                "position": self.position if self.status == "queued" else None,
+                "remaining": self.remaining()}
         if self.status == "done":
             data["stems"] = [{"name": name, "url": f"{base}/stems/{name}"} for name in self.stems]
             data["zip"] = f"{base}/zip"
+            data["mix"] = f"{base}/mix"
+            data["formats"] = list(EXPORT_FORMATS)
+            data["stem_mp4"] = f"{base}/stem.mp4" if all(n in self.stems for n in NI_STEMS) else None
         return data
+
+    def remaining(self) -> float | None:
+        """Seconds until a running job is done, from its pace so far (None until it shows)."""
+        if self.status != "running" or self.started is None or self.progress < 0.03:
+            return None
+        elapsed = time.time() - self.started
+        return round(elapsed * (1 - self.progress) / self.progress, 1)
 
 
 class JobManager:
@@ -88,7 +112,8 @@ class JobManager:
         self._separators: dict[str, Separator] = {}
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._queue: queue.Queue[Job] = queue.Queue()   # bounded by the waiting jobs, see submit
         self._stop = threading.Event()
         if threads:
             torch.set_num_threads(threads)
@@ -134,12 +159,13 @@ class JobManager:
         the queue is full (the folder is removed)."""
         job = Job(job_id, filename, folder, upload, model, list(stems) if stems else None, two_stems)
         with self._lock:
+            # removed jobs leave the table at once, so they never hold a place in the queue
+            waiting = sum(1 for other in self._jobs.values() if other.status == "queued")
+            if waiting >= self.queue_size:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise ConvSepError(f"the queue is full ({waiting} songs waiting); try again later")
             self._jobs[job_id] = job
-        try:
             self._queue.put_nowait(job)
-        except queue.Full:
-            self.delete(job_id)
-            raise ConvSepError(f"the queue is full ({self._queue.maxsize} songs waiting); try again later") from None
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -150,7 +176,13 @@ class JobManager:
 
     def jobs(self) -> list[Job]:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda job: job.created)
+            jobs = sorted(self._jobs.values(), key=lambda job: job.created)
+        place = 0
+        for job in jobs:
+            if job.status == "queued":
+                place += 1
+                job.position = place
+        return jobs
 
     def delete(self, job_id: str) -> bool:
         """Forgets a job and removes its files; a running job stops at its next chunk."""
@@ -167,16 +199,61 @@ class JobManager:
         """The file of a finished job's stem, or None (``name`` is only a dictionary key)."""
         return job.stems.get(name) if job.status == "done" else None
 
-    def zip_path(self, job: Job) -> Path:
-        """All stems of a finished job in one zip (built once, atomically)."""
-        target = job.folder / "stems.zip"
-        with self._lock:
+    def stem_file(self, job: Job, name: str, fmt: str = STEM_EXT) -> Path | None:
+        """A finished job's stem in ``fmt`` (wav, flac, mp3; converted once, then kept), or None."""
+        source = self.stem_path(job, name)
+        if source is None or fmt == STEM_EXT:
+            return source
+        return self._export(job, f"{name}.{check_format(fmt)}", lambda target: convert(source, target, fmt))
+
+    def zip_path(self, job: Job, fmt: str = STEM_EXT) -> Path:
+        """All stems of a finished job in one zip, in ``fmt`` (built once, atomically). Only
+        this job's lock is held meanwhile: other requests go on."""
+        fmt = check_format(fmt)
+
+        def build(target: Path) -> None:
+            files = {name: self.stem_file(job, name, fmt) for name in job.stems}
+            with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for name, path in files.items():
+                    if path is not None:
+                        archive.write(path, f"{job.track}/{name}.{fmt}")
+
+        return self._export(job, f"stems-{fmt}.zip", build)
+
+    def stem_mp4_path(self, job: Job) -> Path:
+        """The job's stems as NI Stems (``.stem.mp4``, for DJ software), built once."""
+        if not all(name in job.stems for name in NI_STEMS):
+            raise ConvSepError("a .stem.mp4 needs the four stems drums, bass, other and vocals; "
+                               "this song was separated into " + ", ".join(job.stems))
+        return self._export(job, "stems.stem.mp4",
+                            lambda target: write_stem_mp4(target, job.stems, overwrite=True))
+
+    def mix_path(self, job: Job, gains: dict, fmt: str = STEM_EXT) -> Path:
+        """A new file (the caller removes it): the job's stems summed at ``gains`` in ``fmt``."""
+        fmt = check_format(fmt)
+        gains = check_gains(gains, list(job.stems))
+        folder = self._exports(job)
+        target = folder / f"mix-{secrets.token_hex(8)}.{fmt}"
+        mix_stems(job.stems, gains, target, fmt)
+        return target
+
+    def _exports(self, job: Job) -> Path:
+        if job.status != "done" or job.cancelled:
+            raise ConvSepError(f"the job is {job.status}, its stems are not ready")
+        folder = job.folder / "exports"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def _export(self, job: Job, name: str, build) -> Path:
+        target = self._exports(job) / name
+        with job.lock:
             if not target.exists():
-                partial = job.folder / ".stems.zip.tmp"
-                with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-                    for name, path in job.stems.items():
-                        archive.write(path, f"{job.track}/{name}.{STEM_EXT}")
-                partial.replace(target)
+                partial = target.with_name(f".{name}.tmp")
+                try:
+                    build(partial)
+                    partial.replace(target)
+                finally:
+                    partial.unlink(missing_ok=True)
         return target
 
     # -- work ------------------------------------------------------------------------
@@ -188,14 +265,14 @@ class JobManager:
                 continue
             if job.cancelled:
                 continue
-            job.status = "running"
+            job.status, job.started = "running", time.time()
             try:
                 self._separate(job)
                 job.status = "done"
             except Cancelled:
                 pass
             except ConvSepError as exc:
-                job.status, job.error = "error", str(exc).replace(str(job.input), job.filename)
+                job.status, job.error = "error", web_message(str(exc).replace(str(job.input), job.filename))
             except Exception as exc:  # a bug must not kill the worker; the page shows it
                 job.status, job.error = "error", f"internal error: {type(exc).__name__}: {exc}"[:300]
             finally:

@@ -148,17 +148,17 @@ def test_path_traversal_is_refused(app_client, tmp_path):
                                    files={"file": ("s.wav", wav_bytes(song(0.5)), "audio/wav")})
         assert response.status_code == 400 and "unknown model" in response.json()["error"]
         # an upload's name is only displayed: its folders are dropped and the file is stored
-        # under a name the server chooses
+        # under a name the server chooses (a backslash is a character of the name, shown as sent)
         response = app_client.post("/api/jobs", files={"file": (f"{attack}.wav", wav_bytes(song(0.5)), "audio/wav")})
         assert response.status_code == 201
         shown = app_client.get(f"/api/jobs/{response.json()['id']}").json()["filename"]
-        assert "/" not in shown and "\\" not in shown and not shown.startswith(".")
+        assert "/" not in shown and not shown.startswith(".")
     for job in app_client.get("/api/jobs").json()["jobs"]:
         wait_done(app_client, job["id"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs", "secret.txt"]
     for folder in app_client.root.iterdir():
         assert folder.parent == app_client.root
-        assert all(p.name in ("stems", "stems.zip") for p in folder.iterdir())
+        assert all(p.name in ("stems", "exports") for p in folder.iterdir())
 
 
 def test_cross_origin_writes_and_expiry(app_client):
