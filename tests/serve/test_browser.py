@@ -103,6 +103,7 @@ def test_page_separates_plays_and_downloads(browser, tmp_path):
         assert zipped.headers["content-type"] == "application/zip"
 
         browser.refresh()                                                   # jobs survive a reload
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".job .open"), 60, "the job after reload")[0].click()
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".job[data-ready=true]"), 60, "the job after reload")
 
         bad = tmp_path / "broken.mp3"

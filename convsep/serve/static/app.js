@@ -18,8 +18,15 @@ function clock(seconds) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+const OFFLINE = "the server is not answering: is convsep serve still running? (start it again, then reload)";
+
 async function api(path, options = {}) {
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (error) {
+    throw new Error(OFFLINE);
+  }
   let body = null;
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
@@ -27,14 +34,26 @@ async function api(path, options = {}) {
 }
 
 // -- upload ----------------------------------------------------------------------------
-function showMessage(text) { $("#drop-message").textContent = text || ""; }
+function megabytes(bytes) { return `${Number((bytes / 1e6).toFixed(1))} MB`; }
+
+// One line per refused file, kept until dismissed (a later drop adds its own lines).
+function showMessage(text) {
+  const list = $("#drop-message");
+  if (!text) { list.replaceChildren(); $("#messages").hidden = true; return; }
+  const item = document.createElement("li");
+  item.textContent = text;
+  list.append(item);
+  while (list.children.length > 8) list.firstElementChild.remove();
+  $("#messages").hidden = false;
+}
 
 async function upload(files) {
-  showMessage("");
-  const problems = [];
+  if (window.Notification && Notification.permission === "default") {
+    try { Notification.requestPermission(); } catch (e) { /* not offered here */ }
+  }
   for (const file of files) {
     if (info && file.size > info.max_upload_bytes) {
-      problems.push(`${file.name}: too large (limit ${Math.round(info.max_upload_bytes / 1e6)} MB)`);
+      showMessage(`${file.name}: too large (the limit is ${megabytes(info.max_upload_bytes)})`);
       continue;
     }
     const form = new FormData();
@@ -45,17 +64,21 @@ async function upload(files) {
     try {
       await api("/api/jobs", { method: "POST", body: form });
     } catch (error) {
-      problems.push(`${file.name}: ${error.message}`);
+      showMessage(`${file.name}: ${error.message}`);
     }
     refresh();
   }
-  showMessage(problems.join("\n"));
 }
 
 function setUpDrop() {
   const drop = $("#drop");
   const input = $("#file-input");
   input.addEventListener("change", () => { upload([...input.files]); input.value = ""; });
+  $("#choose").addEventListener("click", (event) => { event.stopPropagation(); input.click(); });
+  drop.addEventListener("keydown", (event) => {
+    if (event.target === drop && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); input.click(); }
+  });
+  $("#clear-messages").addEventListener("click", () => showMessage(""));
   ["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {
     event.preventDefault(); drop.classList.add("over");
   }));
@@ -75,49 +98,115 @@ function fillOptions() {
   };
   model.addEventListener("change", setModes);
   setModes();
-  $("#limit").textContent = `up to ${Math.round(info.max_upload_bytes / 1e6)} MB per song`;
+  $("#limit").textContent = `up to ${megabytes(info.max_upload_bytes)} per song`;
 }
 
 // -- jobs --------------------------------------------------------------------------------
+let firstRefresh = true;
+
 async function refresh() {
   let list;
-  try { list = (await api("/api/jobs")).jobs; } catch (error) { return; }
+  try {
+    list = (await api("/api/jobs")).jobs;
+  } catch (error) {
+    const banner = $("#server-status");
+    banner.textContent = error.message;
+    banner.hidden = false;
+    for (const card of cards.values()) {
+      if (card.job.status === "queued" || card.job.status === "running") {
+        $(".status", card.el).textContent = "server not answering";
+        card.el.dataset.status = "offline";
+      }
+    }
+    return;
+  }
+  $("#server-status").hidden = true;
   const seen = new Set();
   for (const job of list) {
     seen.add(job.id);
-    render(job);
+    if (!removing.has(job.id)) render(job, firstRefresh);
   }
+  firstRefresh = false;
   for (const [id, card] of cards) {
-    if (!seen.has(id)) { if (card.player) card.player.stop(); card.el.remove(); cards.delete(id); }
+    if (!seen.has(id) && !removing.has(id)) { if (card.player) card.player.stop(); card.el.remove(); cards.delete(id); }
   }
 }
 
-function render(job) {
+const removing = new Set();       // jobs removed in the page, deleted on the server after the undo delay
+const UNDO_SECONDS = 6;
+
+function ordinal(n) { return `${n}${["th", "st", "nd", "rd"][(n % 100 > 10 && n % 100 < 14) || n % 10 > 3 ? 0 : n % 10]}`; }
+
+function statusLabel(job) {
+  const percent = Math.round(job.progress * 100);
+  if (job.status === "queued") return job.position && job.position > 1 ? `waiting (${ordinal(job.position)} in line)` : "waiting (next)";
+  if (job.status === "running") return job.remaining != null ? `separating ${percent}% · about ${clock(job.remaining + 1)} left` : `separating ${percent}%`;
+  return { done: "done", error: "failed" }[job.status] || job.status;
+}
+
+function notifyDone(job) {
+  if (window.Notification && Notification.permission === "granted" && document.hidden) {
+    try { new Notification("convsep: stems ready", { body: job.filename }); } catch (e) { /* not offered here */ }
+  }
+}
+
+function removeWithUndo(card) {
+  const id = card.job.id;
+  if (card.player) card.player.pause();
+  removing.add(id);
+  card.el.classList.add("is-removed");
+  $(".removed", card.el).hidden = false;
+  $(".undo", card.el).focus();
+  card.undoTimer = setTimeout(async () => {
+    try { await api(card.job.url, { method: "DELETE" }); } catch (error) { /* already gone */ }
+    localStorage.removeItem(`convsep:${id}`);
+    removing.delete(id);
+    card.el.remove();
+    cards.delete(id);
+  }, UNDO_SECONDS * 1000);
+}
+
+function undoRemove(card) {
+  clearTimeout(card.undoTimer);
+  removing.delete(card.job.id);
+  card.el.classList.remove("is-removed");
+  $(".removed", card.el).hidden = true;
+  $(".delete", card.el).focus();
+}
+
+function render(job, atStart = false) {
   let card = cards.get(job.id);
   if (!card) {
     const el = $("#job-template").content.firstElementChild.cloneNode(true);
     el.dataset.id = job.id;
     $(".name", el).textContent = job.filename;
-    $(".delete", el).addEventListener("click", async () => {
-      if (card.player) card.player.stop();
-      try { await api(job.url, { method: "DELETE" }); } catch (error) { /* already gone */ }
-      refresh();
-    });
+    $(".delete", el).setAttribute("aria-label", `remove ${job.filename}`);
+    $(".delete", el).addEventListener("click", () => removeWithUndo(card));
+    $(".undo", el).addEventListener("click", () => undoRemove(card));
     $("#jobs").prepend(el);
-    card = { el, job, player: null };
+    card = { el, job, player: null, seenRunning: job.status !== "done" };
     cards.set(job.id, card);
   }
+  const wasDone = card.job.status === "done";
   card.job = job;
   const el = card.el;
   el.dataset.status = job.status;
-  const percent = Math.round(job.progress * 100);
-  const label = { queued: "waiting", running: `separating ${percent}%`, done: "done", error: "failed" }[job.status];
+  const label = statusLabel(job);
   $(".status", el).textContent = job.seconds ? `${label} · ${clock(job.seconds)}` : label;
   $(".progress", el).value = job.progress;
   $(".error", el).textContent = job.error || "";
   if (job.status === "done" && !card.player) {
     card.player = new Player(el, job);
-    card.player.load();
+    // A song that finishes while the page watches opens at once; songs already done when the
+    // page loads open on request, so a reload does not fetch and decode every song again.
+    if (card.seenRunning && !atStart) {
+      if (!wasDone) notifyDone(job);
+      card.player.load();
+    } else {
+      const open = $(".open", el);
+      open.hidden = false;
+      open.addEventListener("click", () => { open.hidden = true; card.player.load(); open.remove(); });
+    }
   }
 }
 
@@ -131,43 +220,131 @@ class Player {
     this.offset = 0;
     this.startedAt = 0;
     this.duration = 0;
-    $(".play", el).addEventListener("click", () => (this.playing ? this.pause() : this.play()));
+    this.key = `convsep:${job.id}`;
+    $(".play", el).addEventListener("click", () => this.toggle());
     $(".stop", el).addEventListener("click", () => this.stop());
-    $(".zip", el).href = job.zip;
+    $(".format", el).addEventListener("change", () => { this.links(); this.save(); });
+    $(".mix", el).addEventListener("click", () => this.exportMix());
+    if (job.stem_mp4) { $(".stem-mp4", el).href = job.stem_mp4; $(".stem-mp4", el).hidden = false; }
+  }
+
+  toggle() { current = this; return this.playing ? this.pause() : this.play(); }
+
+  format() { return $(".format", this.el).value; }
+
+  links() {
+    const fmt = this.format();
+    $(".zip", this.el).href = fmt === "wav" ? this.job.zip : `${this.job.zip}?format=${fmt}`;
+    for (const s of this.stems) {
+      const link = $(".download", s.row);
+      link.href = `${s.url}?download=1${fmt === "wav" ? "" : `&format=${fmt}`}`;
+      link.textContent = `\u2193 ${fmt}`;
+    }
+  }
+
+  saved() {
+    try { return JSON.parse(localStorage.getItem(this.key) || "{}"); } catch (e) { return {}; }
+  }
+
+  save() {
+    const state = { offset: this.position(), format: this.format(), stems: {} };
+    for (const s of this.stems) state.stems[s.name] = { mute: s.mute, solo: s.solo, volume: s.volume };
+    try { localStorage.setItem(this.key, JSON.stringify(state)); } catch (e) { /* storage full or off */ }
+  }
+
+  gains() {
+    const solo = this.stems.some((s) => s.solo);
+    const gains = {};
+    for (const s of this.stems) gains[s.name] = !s.mute && (!solo || s.solo) ? s.volume : 0;
+    return gains;
+  }
+
+  async exportMix() {
+    const status = $(".mix-status", this.el);
+    const fmt = this.format();
+    status.textContent = "exporting the mix\u2026";
+    try {
+      let response;
+      try {
+        response = await fetch(this.job.mix, { method: "POST", headers: { "Content-Type": "application/json" },
+                                               body: JSON.stringify({ gains: this.gains(), format: fmt }) });
+      } catch (error) { throw new Error(OFFLINE); }
+      if (!response.ok) {
+        let body = null;
+        try { body = await response.json(); } catch (e) { body = null; }
+        throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = `${this.job.filename.replace(/\.[^.]*$/, "")} - mix.${fmt}`;
+      link.className = "mix-file";
+      this.el.append(link);
+      link.click();
+      setTimeout(() => { URL.revokeObjectURL(url); link.remove(); }, 60000);
+      status.textContent = `mix exported (${fmt})`;
+    } catch (error) {
+      status.textContent = `could not export the mix: ${error.message}`;
+    }
   }
 
   async load() {
     const ctx = context();
     const box = $(".stems", this.el);
+    const saved = this.saved();
+    if (saved.format) $(".format", this.el).value = saved.format;
+    $(".status", this.el).textContent = "loading the stems\u2026";
     try {
       for (const stem of this.job.stems) {
         const row = $("#stem-template").content.firstElementChild.cloneNode(true);
+        const label = stem.name.replace("_", " ");
         row.dataset.stem = stem.name;
-        $(".stem-name", row).textContent = stem.name.replace("_", " ");
-        $(".download", row).href = `${stem.url}?download=1`;
+        $(".stem-name", row).textContent = label;
+        $(".mute", row).setAttribute("aria-label", `mute ${label}`);
+        $(".mute", row).title = `mute ${label}`;
+        $(".solo", row).setAttribute("aria-label", `solo ${label}`);
+        $(".solo", row).title = `solo ${label}`;
+        $(".volume", row).setAttribute("aria-label", `volume of ${label}`);
+        $(".wave", row).setAttribute("aria-label", `position in ${label} (arrow keys seek)`);
+        $(".download", row).setAttribute("aria-label", `download ${label}`);
+        $(".download", row).title = `download ${label}`;
         box.append(row);
-        const data = await (await fetch(stem.url)).arrayBuffer();
-        const buffer = await ctx.decodeAudioData(data);
+        let response;
+        try { response = await fetch(stem.url); } catch (error) { throw new Error(OFFLINE); }
+        if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+        const buffer = await ctx.decodeAudioData(await response.arrayBuffer());
         const gain = ctx.createGain();
         gain.connect(ctx.destination);
-        const entry = { name: stem.name, row, buffer, gain, mute: false, solo: false, volume: 1, source: null,
+        const kept = (saved.stems || {})[stem.name] || {};
+        const entry = { name: stem.name, url: stem.url, row, buffer, gain, mute: !!kept.mute, solo: !!kept.solo,
+                        volume: typeof kept.volume === "number" ? kept.volume : 1, source: null,
                         peaks: peaks(buffer, $(".wave", row).width) };
+        $(".volume", row).value = entry.volume;
         this.stems.push(entry);
         this.duration = Math.max(this.duration, buffer.duration);
         $(".mute", row).addEventListener("click", () => { entry.mute = !entry.mute; this.mix(); });
         $(".solo", row).addEventListener("click", () => { entry.solo = !entry.solo; this.mix(); });
         $(".volume", row).addEventListener("input", (event) => { entry.volume = Number(event.target.value); this.mix(); });
-        $(".wave", row).addEventListener("click", (event) => {
+        const wave = $(".wave", row);
+        wave.addEventListener("click", (event) => {
           const rect = event.target.getBoundingClientRect();
           this.seek(((event.clientX - rect.left) / rect.width) * this.duration);
+        });
+        wave.addEventListener("keydown", (event) => {
+          const step = { ArrowLeft: -5, ArrowRight: 5, Home: -1e9, End: 1e9 }[event.key];
+          if (step !== undefined) { event.preventDefault(); this.seek(this.position() + step); }
         });
       }
     } catch (error) {
       $(".error", this.el).textContent = `could not load the stems: ${error.message}`;
       return;
+    } finally {
+      render(this.job);
     }
+    this.offset = Math.min(Number(saved.offset) || 0, this.duration);
     $(".player", this.el).hidden = false;
     this.el.dataset.ready = "true";
+    this.links();
     this.mix();
     this.draw();
   }
@@ -181,6 +358,7 @@ class Player {
       $(".mute", s.row).setAttribute("aria-pressed", String(s.mute));
       $(".solo", s.row).setAttribute("aria-pressed", String(s.solo));
     }
+    this.save();
   }
 
   position() {
@@ -189,6 +367,7 @@ class Player {
   }
 
   async play() {
+    current = this;
     for (const card of cards.values()) if (card.player && card.player !== this) card.player.pause();
     const ctx = context();
     await ctx.resume();
@@ -214,15 +393,16 @@ class Player {
     $(".play", this.el).textContent = "Play";
   }
 
-  pause() { if (this.playing) { this.offset = this.position(); this.halt(); this.draw(); } }
+  pause() { if (this.playing) { this.offset = this.position(); this.halt(); this.draw(); this.save(); } }
 
-  stop() { this.halt(); this.offset = 0; this.draw(); }
+  stop() { this.halt(); this.offset = 0; this.draw(); this.save(); }
 
   seek(seconds) {
     const wasPlaying = this.playing;
     this.halt();
     this.offset = Math.max(0, Math.min(seconds, this.duration));
     if (wasPlaying) this.play(); else this.draw();
+    this.save();
   }
 
   tick() {
@@ -236,6 +416,12 @@ class Player {
     const t = this.position();
     this.el.dataset.position = t.toFixed(2);
     $(".time", this.el).textContent = `${clock(t)} / ${clock(this.duration)}`;
+    for (const s of this.stems) {
+      const wave = $(".wave", s.row);
+      wave.setAttribute("aria-valuemax", String(Math.round(this.duration)));
+      wave.setAttribute("aria-valuenow", String(Math.round(t)));
+      wave.setAttribute("aria-valuetext", `${clock(t)} of ${clock(this.duration)}`);
+    }
     for (const s of this.stems) drawWave($(".wave", s.row), s.peaks, COLORS[s.name] || "#495057", t / this.duration);
   }
 }
@@ -275,9 +461,26 @@ function drawWave(canvas, data, color, played) {
   g.fillRect(head, 0, 1, height);
 }
 
+// Space plays or pauses the song last played (or the first open one), unless a control has focus.
+let current = null;
+
+function setUpKeys() {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== " " || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("button, input, select, textarea, a, #drop, canvas")) return;
+    const players = [...cards.values()].map((c) => c.player).filter((p) => p && p.el.dataset.ready === "true");
+    const player = players.includes(current) ? current : players[0];
+    if (!player) return;
+    event.preventDefault();
+    player.toggle();
+  });
+  window.addEventListener("pagehide", () => { for (const c of cards.values()) if (c.player && c.player.stems.length) c.player.save(); });
+}
+
 // -- start -------------------------------------------------------------------------------
 async function start() {
   setUpDrop();
+  setUpKeys();
   try {
     info = await api("/api/info");
     fillOptions();
