@@ -13,7 +13,7 @@ from convsep.cli.failures import EXIT_CODES, run_command
 from convsep.constants import VERSION
 from convsep.runtime.allocator import keep_freed_memory
 
-COMMANDS = ["separate", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
+COMMANDS = ["separate", "mix", "info", "demo", "synth", "prepare", "train", "evaluate", "report", "export", "serve", "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:
