@@ -129,10 +129,13 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     channels = separator.config.channels
     writers: dict[str, AtomicAudioWriter] = {}
     committed: list[Path] = []
+    # A .stem.mp4 is one file in OUTDIR, shared by every track: runs (and --jobs workers) do
+    # not claim OUTDIR; the file itself is committed without replacing anything.
     claim = FolderClaim(folder)
     scratch: Path | None = None
     try:
-        claim.acquire()
+        if not stem_mp4:
+            claim.acquire()
         remove_stale_temporaries(folder)
         existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours
         if existing and not overwrite:

@@ -112,3 +112,14 @@ def test_gains_are_checked():
     for bad in ({"guitar": 1}, {"vocals": -1}, {"vocals": "x"}, {"vocals": float("nan")}, {"vocals": True}):
         with pytest.raises(ConvSepError):
             check_gains(bad, names)
+
+
+@needs_ffmpeg
+def test_cli_stem_mp4_with_two_jobs(tmp_path, capsys, model_file):
+    t = np.arange(RATE) / RATE
+    for name in ("a", "b"):
+        sf.write(str(tmp_path / f"{name}.wav"), np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1), RATE)
+    code = main(["separate", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "-m", str(model_file),
+                 "-o", str(tmp_path / "out"), "--ext", "stem.mp4", "--jobs", "2", "--threads", "1", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.stem.mp4", "b.stem.mp4"]
