@@ -36,7 +36,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from convsep.errors import ConvSepError
@@ -121,8 +120,26 @@ class BodyLimit:
             await _too_large(self.shown)(scope, receive, send)
 
 
+class HostCheck:
+    """Refuses requests whose ``Host`` is not one of ``hosts`` (400, as JSON)."""
+
+    def __init__(self, app: ASGIApp, hosts: list[str]):
+        self.app, self.hosts = app, set(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in self.hosts:
+                response = JSONResponse({"error": "invalid Host header (this server answers to localhost only)"},
+                                        status_code=400, headers=SECURITY_HEADERS)
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"file too large: the limit is {megabytes(limit)}"}, status_code=413)
+    return JSONResponse({"error": f"file too large: the limit is {megabytes(limit)}"}, status_code=413,
+                        headers=SECURITY_HEADERS)
 
 
 def megabytes(size: int) -> str:
@@ -359,7 +376,7 @@ def create_app(options: ServeOptions | None = None, allowed_hosts: list[str] | N
     app.add_middleware(BodyLimit, limit=options.max_upload_bytes + 1_000_000,    # + multipart framing
                        shown=options.max_upload_bytes)
     if allowed_hosts:
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+        app.add_middleware(HostCheck, hosts=allowed_hosts)
     return app
 
 

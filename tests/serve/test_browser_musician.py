@@ -153,3 +153,37 @@ def test_musician_page(browser, tmp_path):
     wait_for(lambda: any("not answering" in li.text for li in browser.find_elements(By.CSS_SELECTOR, "#drop-message li")),
              20, "the upload's message")
     assert "Failed to fetch" not in css(browser, "#drop-message").text
+
+
+def test_page_with_the_token_beyond_localhost(browser):
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "convsep", "serve", "--port", str(port), "--host", "0.0.0.0",
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        token = lines[1].split("?token=")[1].split()[0]
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base), 60, "the server")
+        browser.get(f"{base}/")
+        assert "token" in browser.find_element(By.TAG_NAME, "body").text        # 401 without it
+        browser.get(f"{base}/?token={token}")
+        wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"), 30, "the model list")
+        assert "token" not in browser.current_url                          # kept in a cookie instead
+        assert browser.execute_script("return document.cookie") == ""      # which scripts cannot read
+    finally:
+        stop_server(proc)
+
+
+def _answers(base: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{base}/api/info", timeout=5)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True

@@ -207,3 +207,15 @@ def test_half_open_connections_are_closed():
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_bug9_a_refused_host_is_json_too(tmp_path):
+    app = create_app(ServeOptions(root=tmp_path / "jobs"), allowed_hosts=["127.0.0.1", "localhost", "[::1]"])
+    with TestClient(app, base_url="http://evil.example") as client:
+        response = client.get("/api/info")
+        assert response.status_code == 400 and "Host" in response.json()["error"]
+        assert response.headers["x-frame-options"] == "DENY"
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/info").status_code == 200
+    with TestClient(app, base_url="http://[::1]:8000") as client:
+        assert client.get("/api/info").status_code == 200
