@@ -370,6 +370,8 @@ def create_app(options: ServeOptions | None = None, allowed_hosts: list[str] | N
             path = manager(request).mix_path(job, gains, fmt)
         except ConvSepError as exc:
             raise _error(400, str(exc))
+        except OSError:             # removed meanwhile
+            raise _error(404, "no such job (it may have expired)")
         return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"{job.track} - mix.{fmt}",
                             background=BackgroundTask(path.unlink, missing_ok=True))
 
