@@ -415,13 +415,16 @@ def run_server(options: ServeOptions, host: str = "127.0.0.1", port: int = 8000,
     if not local and not options.token:
         options.token = secrets.token_urlsafe(18)
     app = create_app(options, allowed_hosts=allowed)
-    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+    wildcard = host in ("0.0.0.0", "::")
+    shown = "127.0.0.1" if wildcard else host
+    query = f"?token={options.token}" if options.token else ""
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/{query}"
     if options.token:
-        url += f"?token={options.token}"
         print(f"convsep serve: warning: listening on {host}, beyond this computer: anyone on the network "
-              "who has this URL (with its token) can use the app", flush=True)
+              "who has the URL with its token can use the app", flush=True)
     print(f"convsep serve: {url}  (Ctrl+C to stop)", flush=True)
+    if wildcard:
+        print(f"convsep serve: from other computers: http://{socket.gethostname()}:{port}/{query}", flush=True)
     if open_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, http=half_open_protocol(),
