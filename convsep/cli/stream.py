@@ -37,13 +37,19 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output stems")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    p.add_argument("--list-devices", action="store_true",
+                   help="list the sound devices (marking monitors, the sources of what an output plays) and exit")
     p.add_argument("--input-device", default=None, metavar="DEV",
-                   help="live: separate this sound input device (index or name; 'default')")
+                   help="live: separate this sound input device: an index, 'default', or part of its name "
+                        "(e.g. 'Monitor of' for what the computer is playing)")
     p.add_argument("--output-device", default=None, metavar="DEV",
                    help="live: play the --play stem on this output device (default: the default device)")
     p.add_argument("--play", default="vocals", help="live: the stem to play, or mix (default: vocals)")
     p.add_argument("--blocksize", type=int, default=256, help="live: samples per audio callback (default 256)")
     p.add_argument("--seconds", type=float, default=None, help="live: stop after this long (default: Ctrl-C)")
+    p.add_argument("--deadline-blocks", type=int, default=1, metavar="N",
+                   help="live: callbacks a block's stems may take before the delayed mixture covers them "
+                        "(default 1; each adds --blocksize samples of latency)")
     p.set_defaults(func=handler)
 
 
@@ -53,6 +59,9 @@ def handler(args: argparse.Namespace) -> int:
     from convsep.separation import realtime_io
     from convsep.separation.realtime import RealtimeSeparator
 
+    if args.list_devices:
+        realtime_io.list_devices()
+        return 0
     live = args.input_device is not None or args.output_device is not None
     if not live and args.input is None:
         raise ConvSepError("give an input file, - for standard input, or --input-device for live audio")
@@ -61,15 +70,18 @@ def handler(args: argparse.Namespace) -> int:
     if args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
     torch.set_num_threads(args.threads)
+    if live:                      # no sound device, no PortAudio: say so before loading a model
+        realtime_io.live_devices(args.input_device, args.output_device)
     separator = RealtimeSeparator.load(args.model, lookahead=args.lookahead, device=args.device)
     info = sys.stderr if args.stdout else sys.stdout
     print(f"latency: {separator.latency_seconds * 1000:.1f} ms ({separator.latency_samples} samples at "
           f"{SAMPLE_RATE} Hz, lookahead {separator.lookahead})", file=info, flush=True)
     if live:
         stats = realtime_io.run_live(separator, args.input_device, args.output_device, args.play,
-                                     args.blocksize, args.seconds)
+                                     args.blocksize, args.seconds, deadline_blocks=args.deadline_blocks)
         print(f"live: {stats['callbacks']} callbacks, {stats['underruns']} underruns, "
-              f"slowest {stats['slowest_ms']:.2f} ms")
+              f"slowest callback {stats['slowest_ms']:.2f} ms")
+        print(stats["summary"])
         return 0
     if args.input == "-":
         realtime_io.check_pcm(args.format, args.rate, args.channels)

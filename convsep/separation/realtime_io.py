@@ -20,6 +20,7 @@ import soxr
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import MAX_RATE, MIN_RATE, AtomicAudioWriter, AudioReader, adapt_channels, probe
+from convsep.separation.live import LiveSeparation
 from convsep.separation.realtime import RealtimeSeparator
 
 PCM_FORMATS: dict[str, np.dtype] = {"f32": np.dtype("<f4"), "s16": np.dtype("<i2")}
@@ -227,40 +228,101 @@ def _sounddevice():
     return sounddevice
 
 
-def _device(sd, spec: str | None, kind: str):
-    """A device index or name -> what sounddevice takes; checks that one exists."""
+def _devices(sd) -> list[dict]:
     try:
-        devices = sd.query_devices()
+        return [dict(d) for d in sd.query_devices()]
     except Exception as exc:  # PortAudio errors have no common base class
         raise ConvSepError(f"no sound device is usable: PortAudio cannot list them ({exc})") from None
+
+
+def is_monitor(name: str) -> bool:
+    """A PulseAudio / PipeWire monitor source ("Monitor of ..."): what an output plays."""
+    return "monitor" in name.lower()
+
+
+def match_device(devices: list[dict], spec: str | None, kind: str) -> int | None:
+    """``--input-device`` / ``--output-device`` -> a device index (None: the default one).
+
+    ``spec`` is an index, ``default``, or a name: an exact name (case aside) wins, else the
+    one device whose name contains ``spec`` (case aside) and that has ``kind`` channels.
+    Anything else is a one-line error that names the candidates."""
     key = "max_input_channels" if kind == "input" else "max_output_channels"
-    usable = [d for d in devices if d[key] > 0]
+    usable = [(i, d) for i, d in enumerate(devices) if d.get(key, 0) > 0]
     if not usable:
-        raise ConvSepError(f"no sound {kind} device exists on this machine (see `python -m sounddevice`)")
-    if spec in (None, "", "default"):
+        raise ConvSepError(f"no sound {kind} device exists on this machine (see convsep stream --list-devices)")
+    if spec is None or spec.strip().lower() in ("", "default"):
         return None
-    choice = int(spec) if spec.isdigit() else spec
+    spec = spec.strip()
+    if spec.isdigit():
+        index = int(spec)
+        if index not in dict(usable):
+            raise ConvSepError(f"--{kind}-device {index}: no {kind} device has that index "
+                               f"(see convsep stream --list-devices)")
+        return index
+    want = spec.lower()
+    exact = [i for i, d in usable if str(d["name"]).lower() == want]
+    found = exact or [i for i, d in usable if want in str(d["name"]).lower()]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ConvSepError(f"--{kind}-device {spec!r}: no {kind} device's name contains it "
+                           f"(see convsep stream --list-devices)")
+    names = "; ".join(f"{i}: {devices[i]['name']}" for i in found)
+    raise ConvSepError(f"--{kind}-device {spec!r} matches {len(found)} {kind} devices ({names}); "
+                       f"give more of the name or the index")
+
+
+def live_devices(input_device: str | None, output_device: str | None) -> tuple[int | None, int | None]:
+    """Checks that live audio can run (sounddevice, PortAudio, matching devices) before a
+    model is loaded: the (input, output) device indices, None for the defaults."""
+    devices = _devices(_sounddevice())
+    return match_device(devices, input_device, "input"), match_device(devices, output_device, "output")
+
+
+def list_devices(report: Callable[[str], None] = print) -> int:
+    """Prints the sound devices (index, channels in/out, host API, name), marking the
+    defaults and the monitor sources; returns how many there are."""
+    sd = _sounddevice()
+    devices = _devices(sd)
     try:
-        sd.query_devices(choice, kind)
-    except (ValueError, sd.PortAudioError) as exc:
-        raise ConvSepError(f"--{kind}-device {spec}: {exc}") from None
-    return choice
+        apis = [a["name"] for a in sd.query_hostapis()]
+    except Exception:  # PortAudio errors have no common base class
+        apis = []
+    try:
+        default_in, default_out = (int(x) for x in sd.default.device)
+    except Exception:
+        default_in = default_out = -1
+    if not devices:
+        report("no sound devices (PortAudio lists none)")
+        return 0
+    report("index  in  out  host API     name")
+    for i, d in enumerate(devices):
+        api = d.get("hostapi")
+        marks = [m for m, on in (("default input", i == default_in), ("default output", i == default_out),
+                                 ("monitor: what an output plays", is_monitor(str(d["name"])))) if on]
+        api_name = apis[api] if isinstance(api, int) and 0 <= api < len(apis) else ""
+        report(f"{i:>5}  {d.get('max_input_channels', 0):>2}  {d.get('max_output_channels', 0):>3}  "
+               f"{api_name[:11]:<11}  {d['name']}" + (f"  [{', '.join(marks)}]" if marks else ""))
+    return len(devices)
 
 
 def run_live(separator: RealtimeSeparator, input_device: str | None, output_device: str | None,
              play: str, blocksize: int = 256, seconds: float | None = None,
-             report: Callable[[str], None] = print) -> dict:
+             report: Callable[[str], None] = print, deadline_blocks: int = 1) -> dict:
     """Separates the input device's audio and plays the stem ``play`` (or ``mix``: all stems)
     on the output device, ``blocksize`` samples per callback, until ``seconds`` pass or
-    Ctrl-C. Returns callbacks, underruns (PortAudio's flags) and the slowest callback."""
+    Ctrl-C. The model runs on a worker thread (``LiveSeparation``): a block whose stems are
+    not ready ``deadline_blocks`` callbacks later is covered by the delayed mixture and
+    counted. Returns callbacks, late blocks, underruns (PortAudio's flags), the slowest
+    callback and the ``LiveSeparation`` summary line."""
     sd = _sounddevice()
     names = separator.output_names
     if play != "mix" and play not in names:
         raise ConvSepError(f"--play must be one of {', '.join(names + ['mix'])}, got {play!r}")
     index = None if play == "mix" else names.index(play)
-    devices = (_device(sd, input_device, "input"), _device(sd, output_device, "output"))
-    channels = separator.channels
-    stats = {"callbacks": 0, "underruns": 0, "slowest_ms": 0.0}
+    chosen = live_devices(input_device, output_device)
+    live = LiveSeparation(separator, blocksize, deadline_blocks)
+    stats: dict = {"callbacks": 0, "late": 0, "underruns": 0, "slowest_ms": 0.0}
     events: queue.Queue = queue.Queue()
 
     def callback(indata, outdata, frames, _time, status):
@@ -268,22 +330,26 @@ def run_live(separator: RealtimeSeparator, input_device: str | None, output_devi
         if status.input_underflow or status.output_underflow or status.input_overflow:
             stats["underruns"] += 1
         try:
-            stems = separator.process(np.ascontiguousarray(indata.T)).numpy()
+            stems = live.block(indata.T)
         except ConvSepError as exc:
             events.put(exc)
             raise sd.CallbackAbort from None
-        out = stems.sum(0) if index is None else stems[index]
-        outdata[:] = out.T
+        outdata[:] = (stems.sum(0) if index is None else stems[index]).T
         stats["callbacks"] += 1
         stats["slowest_ms"] = max(stats["slowest_ms"], 1000 * (time.perf_counter() - started))
 
+    separator.reset()
+    live.start()
     try:
-        with sd.Stream(device=devices, samplerate=SAMPLE_RATE, blocksize=blocksize,
-                       channels=channels, dtype="float32", latency="low", callback=callback) as stream:
-            report(f"live: device latency in {stream.latency[0] * 1000:.1f} ms, out "
-                   f"{stream.latency[1] * 1000:.1f} ms; playing {play}; Ctrl-C stops")
+        with sd.Stream(device=chosen, samplerate=SAMPLE_RATE, blocksize=blocksize,
+                       channels=separator.channels, dtype="float32", latency="low", callback=callback) as stream:
+            report(f"live: stems {live.latency_samples / SAMPLE_RATE * 1000:.1f} ms after their input "
+                   f"(model {separator.latency_seconds * 1000:.1f} ms + compute deadline "
+                   f"{live.added_latency_samples / SAMPLE_RATE * 1000:.1f} ms), device latency in "
+                   f"{stream.latency[0] * 1000:.1f} ms, out {stream.latency[1] * 1000:.1f} ms; "
+                   f"playing {play}; Ctrl-C stops")
             deadline = None if seconds is None else time.monotonic() + seconds
-            while stream.active and (deadline is None or time.monotonic() < deadline):
+            while stream.active and live.error is None and (deadline is None or time.monotonic() < deadline):
                 try:
                     raise events.get(timeout=0.1)
                 except queue.Empty:
@@ -292,6 +358,12 @@ def run_live(separator: RealtimeSeparator, input_device: str | None, output_devi
         pass
     except sd.PortAudioError as exc:
         raise ConvSepError(f"sound device error: {exc}") from None
+    finally:
+        try:
+            live.stop()
+        finally:
+            stats["late"] = live.late
+            stats["summary"] = live.summary()
     return stats
 
 
