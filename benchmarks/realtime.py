@@ -6,13 +6,19 @@ looped. For each chunk size (64, 256, 1024 samples) the stream is fed through
 ``RealtimeSeparator.process`` and timed per call and per hop (the time of each frame's
 work: STFT, model block, masks, inverse STFT); the deadline of a call is its chunk's
 duration. Wall-clock and thread CPU time are both reported: on a machine shared with other
-jobs the wall-clock tail is mostly time spent descheduled. Then a 10-minute stream in 256-sample chunks reports the resident memory after
-each minute and the peak. The paced run delivers 256-sample chunks from a thread that sleeps
+jobs the wall-clock tail is mostly time spent descheduled; the p99 CPU time per hop is
+compared with the hop. Then a 10-minute stream in 256-sample chunks reports the resident
+memory before it, every 10 s of audio during it and at its end (start, end, max). The paced run delivers 256-sample chunks from a thread that sleeps
 until each chunk would have been recorded; a chunk whose stems are not ready one chunk
 duration later (when a sound card would play them) is an underrun.
 
     python benchmarks/realtime.py [--model realtime] [--lookahead 1] [--seconds 60]
         [--stream-minutes 10] [--paced-seconds 60] [--out realtime]
+
+A quick check that it runs (seconds, not a measurement):
+
+    python benchmarks/realtime.py --lookahead 1 --seconds 2 --stream-minutes 0.05 \\
+        --paced-seconds 1 --out realtime_check
 """
 from __future__ import annotations
 
@@ -109,22 +115,33 @@ def chunk_timing(separator: RealtimeSeparator, audio: np.ndarray, chunk: int) ->
     }
 
 
-def long_stream(separator: RealtimeSeparator, audio: np.ndarray, minutes: float, chunk: int = 256) -> dict:
+def long_stream(separator: RealtimeSeparator, audio: np.ndarray, minutes: float, chunk: int = 256,
+                samples_wanted: int = 60) -> dict:
+    """Memory over a long stream through ``process``: the resident size before the stream
+    (after a warm-up), then about ``samples_wanted`` times during it (every 10 s of audio in a
+    10-minute stream) and at its end; start, end and max, and the growth."""
     separator.reset()
-    per_minute = []
+    separator.process(audio[:, :RATE])                      # warm-up: 1 s, then a new stream
+    separator.reset()
     samples = int(minutes * 60 * RATE)
+    every = max(chunk, samples // samples_wanted)
+    start_rss = rss_mib()[0]
+    sampled, seconds = [], []
     started = time.perf_counter()
-    fed, next_mark = 0, 60 * RATE
+    fed, next_mark = 0, every
     while fed < samples:
-        start = fed % (audio.shape[1] - chunk)
-        separator.process(audio[:, start:start + chunk])
+        offset = fed % (audio.shape[1] - chunk)
+        separator.process(audio[:, offset:offset + chunk])
         fed += chunk
-        if fed >= next_mark:
-            per_minute.append(rss_mib()[0])
-            next_mark += 60 * RATE
+        if fed >= next_mark or fed >= samples:
+            sampled.append(rss_mib()[0])
+            seconds.append(round(fed / RATE, 2))
+            next_mark += every
     elapsed = time.perf_counter() - started
-    return {"minutes": minutes, "chunk": chunk, "rss_mib_after_each_minute": per_minute,
-            "peak_rss_mib": rss_mib()[1], "growth_mib_minute1_to_end": round(per_minute[-1] - per_minute[0], 1),
+    end_rss = sampled[-1] if sampled else start_rss
+    return {"minutes": minutes, "chunk": chunk, "rss_mib_start": start_rss, "rss_mib_end": end_rss,
+            "rss_mib_max": max([start_rss, *sampled]), "growth_mib": round(end_rss - start_rss, 1),
+            "rss_mib_samples": sampled, "sample_seconds": seconds, "peak_rss_mib_process": rss_mib()[1],
             "real_time_factor": round(elapsed / (samples / RATE), 4)}
 
 
@@ -200,10 +217,16 @@ def main() -> None:
     print_table(["lookahead", "latency ms", "chunk", "deadline ms", "per call median / p99 / max ms",
                  "per hop median / p99 / max ms", "hops > 5.8 ms", "RTF",
                  "per hop CPU time median / p99 / max ms", "RTF (CPU time)"], rows)
+    for lookahead, entry in data["lookaheads"].items():
+        worst = max(entry["chunks"], key=lambda r: r["per_hop_cpu"]["p99_ms"])
+        print(f"lookahead {lookahead}: p99 CPU time per hop on one thread {worst['per_hop_cpu']['p99_ms']:.3f} ms "
+              f"(worst chunk size {worst['chunk']}) of the {worst['hop_ms']} ms hop: "
+              f"{'below' if worst['per_hop_cpu']['p99_ms'] < worst['hop_ms'] else 'NOT below'}")
     separator = RealtimeSeparator.load(model, lookahead=args.lookahead[-1])
-    data["long_stream"] = long_stream(separator, audio, args.stream_minutes)
-    print(f"\n{args.stream_minutes:g}-minute stream: RSS after each minute {data['long_stream']['rss_mib_after_each_minute']} MiB, "
-          f"peak {data['long_stream']['peak_rss_mib']} MiB, RTF {data['long_stream']['real_time_factor']}")
+    data["long_stream"] = stream = long_stream(separator, audio, args.stream_minutes)
+    print(f"\n{args.stream_minutes:g}-minute stream through process: RSS start {stream['rss_mib_start']} MiB, "
+          f"end {stream['rss_mib_end']} MiB, max {stream['rss_mib_max']} MiB over {len(stream['rss_mib_samples'])} "
+          f"samples (growth {stream['growth_mib']} MiB), RTF {stream['real_time_factor']}")
     data["paced"] = paced_run(separator, audio, args.paced_seconds)
     print(f"paced run: {data['paced']['chunks']} chunks of 256 in {args.paced_seconds:g} s, "
           f"{data['paced']['underruns']} underruns (with 2 / 4 buffered periods: "
