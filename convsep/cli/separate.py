@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "onnx", "torchscript"], default="torch",
                    help="run the model in PyTorch (default), or an exported .onnx/.ts file given with -m "
                         "(onnxruntime / TorchScript; a model file is exported in memory first)")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="allow --backend torchscript to run a .ts file: a TorchScript file is a program that "
+                        "runs with your rights (it can read and write files); only for files you trust")
     p.add_argument("--wiener", type=int, default=None, metavar="N",
                    help="EM iterations of a multichannel Wiener filter after the masks (norbert), 0 to 10 "
                         "(default: what the model file says, else 0)")
@@ -98,7 +101,8 @@ def _init_worker(options: dict, threads: int) -> None:
     if options.get("speeds") is not None:
         extra["speeds"] = options["speeds"]
     _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
-                                      backend=options.get("backend"), **extra)
+                                      backend=options.get("backend"),
+                                      trust_model_code=options.get("trust_model_code", False), **extra)
 
 
 def _separate_one(path: Path, track: str, options: dict):
@@ -132,7 +136,7 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("--threads must be at least 1")
     pairs = collect_inputs(args.inputs)
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
-                   wiener=args.wiener, input_level=_input_level(args.input_level),
+                   trust_model_code=args.trust_model_code, wiener=args.wiener, input_level=_input_level(args.input_level),
                    speeds=check_speeds(args.speeds),
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
