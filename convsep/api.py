@@ -16,7 +16,7 @@ from tqdm import tqdm
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import AtomicAudioWriter, AudioReader, track_name
-from convsep.io.filesafety import FolderClaim, describe_os_error, inside, remove_stale_temporaries, safe_component
+from convsep.io.filesafety import FolderClaim, describe_os_error, inside, inside_real, remove_stale_temporaries, safe_component
 from convsep.io.inputs import as_waveform, check_rate
 from convsep.separation.separator import Separator
 from convsep.separation.stems import plan_outputs
@@ -108,6 +108,7 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     committed: list[Path] = []
     claim = FolderClaim(folder)
     try:
+        inside_real(outdir, folder)          # not a link planted at OUTDIR/<track>
         claim.acquire()
         remove_stale_temporaries(folder)
         existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours

@@ -24,7 +24,7 @@ import soxr
 
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
-from convsep.io.filesafety import commit_file, temporary_path, write_problem
+from convsep.io.filesafety import check_replaceable, commit_file, temporary_path, write_problem
 
 MIN_RATE, MAX_RATE = 8000, 192000
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
@@ -339,6 +339,7 @@ class AtomicAudioWriter:
         if ext == "flac" and bits == "32f":
             raise ConvSepError("flac cannot store float samples; use --bits 16 or 24, or --ext wav")
         self.path = Path(path)
+        check_replaceable(self.path)
         self.tmp = temporary_path(self.path)
         self.float_output = bits == "32f"
         self.clipped = 0

@@ -164,12 +164,14 @@ def export_model(model_path: str | os.PathLike | None, output: str | os.PathLike
                  fmt: str | None = None, block_hop: int | None = None) -> Path:
     """Writes a model file (or bundled model name) as ONNX or TorchScript, atomically."""
     from convsep.io.atomic import atomic_write_bytes
+    from convsep.io.filesafety import check_replaceable
     from convsep.models.modelfile import load_model
 
     output = Path(output)
     fmt = fmt or format_of(output)
     if fmt not in FORMATS:
         raise ConvSepError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_replaceable(output)          # before the work: a device or FIFO is never replaced
     model, metadata = load_model(model_path)
     data = (export_onnx_bytes(model, metadata, block_hop) if fmt == "onnx"
             else export_torchscript_bytes(model, metadata, block_hop))
