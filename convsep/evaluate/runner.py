@@ -37,6 +37,7 @@ from convsep.evaluate.store import (
     write_track,
 )
 from convsep.io.audio import rms
+from convsep.io.filesafety import safe_component
 from convsep.models.modelfile import read_model_file
 from convsep.models.registry import resolve_model_path
 from convsep.runtime.allocator import keep_freed_memory
@@ -91,6 +92,10 @@ def model_methods(models: Sequence[str | os.PathLike], speeds: Sequence[float] |
     for model in models:
         path = resolve_model_path(model)
         read_model_file(path)
+        try:     # the name is a folder of OUTDIR: a file named "...pt" must not give ".."
+            safe_component(path.stem + suffix, "method name")
+        except ConvSepError as exc:
+            raise ConvSepError(f"{path}: {exc}; rename the model file") from None
         methods.append(Method(path.stem + suffix, "model", str(path), tuple(speeds) if speeds else None))
     return methods
 

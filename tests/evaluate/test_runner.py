@@ -200,3 +200,15 @@ def test_report_of_missing_folder_fails_cleanly(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no results" in capsys.readouterr().err
+
+
+def test_model_file_named_dots_is_refused_not_written_beside_outdir(tmp_path, dataset, capsys):
+    import shutil
+
+    from convsep.models.registry import PRETRAINED_DIR
+
+    shutil.copy(PRETRAINED_DIR / "synthetic.pt", tmp_path / "...pt")
+    rc = main(["evaluate", "--root", str(dataset), "--is-wav", "-m", str(tmp_path / "...pt"),
+               "-o", str(tmp_path / "out")])
+    assert rc == 2 and "method name '..'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["...pt"]
