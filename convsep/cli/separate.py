@@ -14,7 +14,7 @@ from convsep.errors import ConvSepError
 from convsep.io.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
 from convsep.io.filesafety import describe_os_error
 from convsep.runtime.allocator import keep_freed_memory
-from convsep.runtime.os_signals import Terminated, stop_on_signals
+from convsep.runtime.os_signals import Terminated, stop_on_signals, stop_with_parent
 
 
 def register(subparsers) -> None:
@@ -93,6 +93,7 @@ def _init_worker(options: dict, threads: int) -> None:
 
     global _worker_separator
     stop_on_signals()
+    stop_with_parent()                        # a pool worker: no orphan if the parent is killed
     keep_freed_memory()                       # as in the parent, whatever the start method
     torch.set_num_threads(threads)
     extra = {} if options.get("wiener") is None else {"wiener_iterations": options["wiener"]}

@@ -41,6 +41,7 @@ from convsep.io.filesafety import safe_component
 from convsep.models.modelfile import read_model_file
 from convsep.models.registry import resolve_model_path
 from convsep.runtime.allocator import keep_freed_memory
+from convsep.runtime.os_signals import stop_with_parent
 from convsep.separation.speed_ensemble import check_speeds, speeds_label
 
 BACKENDS = ("fast", "museval")
@@ -120,6 +121,7 @@ _separators: dict[str, object] = {}
 
 def _init_worker(threads: int) -> None:
     keep_freed_memory()                       # spawned: the parent's setting is not inherited
+    stop_with_parent()                        # no orphan if the parent is killed
     torch.set_num_threads(threads)
 
 
