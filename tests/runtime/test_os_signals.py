@@ -117,6 +117,17 @@ def _running(pid: int) -> bool:
         return False
 
 
+def _processes_writing(out: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and str(out).encode() in Path(f"/proc/{entry}/cmdline").read_bytes() and _running(int(entry)):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_workers_stop_when_their_parent_is_killed(tmp_path, slow_model_file):
     """kill -9 of `separate --jobs 2`: the workers stop too (removing their temporaries)
@@ -130,14 +141,19 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path, slow_model_file):
         time.sleep(0.01)
     assert proc.poll() is None, proc.communicate()
     workers = _children(proc.pid)
-    assert len(workers) >= 2
-    proc.kill()
-    proc.communicate(timeout=30)
-    deadline = time.monotonic() + 30
-    while any(_running(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = [w for w in workers if _running(w)]
-    for pid in alive:
-        os.kill(pid, signal.SIGKILL)
-    assert alive == []
+    try:
+        assert len(workers) >= 2
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w for w in workers if _running(w)] == []
+    finally:                                  # never leave this test's processes behind
+        proc.kill()
+        for pid in _processes_writing(out):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert not list(out.rglob("*.wav")) and not list(out.rglob(".*.tmp"))
