@@ -54,8 +54,22 @@ def write_problem(path: str | os.PathLike, exc: BaseException) -> str:
             return _ERRNO_WORDS[errno.ENOSPC]
     except OSError:
         pass
+    if _at_file_size_limit(path):
+        return _ERRNO_WORDS[errno.EFBIG]
     text = str(exc).strip()
     return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+
+
+def _at_file_size_limit(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has grown to the process's file-size limit (RLIMIT_FSIZE), which
+    libsndfile reports as "System error"."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return soft != resource.RLIM_INFINITY and os.path.getsize(path) >= soft - (1 << 16)
+    except (ImportError, OSError, ValueError):
+        return False
 
 
 def safe_component(name: str, what: str = "name") -> str:

@@ -209,6 +209,7 @@ def test_file_size_limit_during_separate(tmp_path, model_file):
                           env=CHILD_ENV, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "cannot write" in proc.stderr, proc.stderr
+    assert "file too large for this file system or limit" in proc.stderr and "System error" not in proc.stderr
     assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
 
 
