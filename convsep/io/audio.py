@@ -99,7 +99,7 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(os.fsencode(path))        # bytes: any file name, UTF-8 or not
         result = AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in SOUNDFILE_SUFFIXES and path.suffix.lower() != ".mp3":
@@ -168,7 +168,7 @@ def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
     if path.suffix.lower() == ".wav":
         _check_wav_complete(path)
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with sf.SoundFile(os.fsencode(path)) as handle:
             while True:
                 data = handle.read(block, dtype="float32", always_2d=True)
                 if len(data) == 0:
@@ -344,7 +344,7 @@ class AtomicAudioWriter:
         self.float_output = bits == "32f"
         self.clipped = 0
         try:
-            self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
+            self._file = sf.SoundFile(os.fsencode(self.tmp), "w", samplerate=rate, channels=channels,
                                       format=WRITE_FORMATS[ext], subtype=BIT_DEPTHS[bits])
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)

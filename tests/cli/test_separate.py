@@ -213,3 +213,20 @@ def test_failed_file_in_a_batch_does_not_stop_the_rest(tmp_path, capsys, model_f
     assert code == 2  # some files failed: exit 2, the others are done
     assert (tmp_path / "out" / "good" / "vocals.wav").exists() and not (tmp_path / "out" / "bad").exists()
     assert "separated 1 of 2" in out and "1 failed" in out
+
+
+def test_an_input_whose_name_is_not_utf8(tmp_path, model_file):
+    """Separated into a track folder of the same bytes, and the summary line printed (with
+    the byte escaped) instead of an internal error."""
+    import os
+    import sys
+
+    song = os.fsencode(str(tmp_path)) + b"/song\xff.wav"
+    sf.write(tmp_path / "plain.wav", music(0.5), RATE)
+    os.rename(tmp_path / "plain.wav", song)
+    proc = subprocess.run([sys.executable, "-m", "convsep", "separate", os.fsdecode(song), "-m", str(model_file),
+                           "-o", str(tmp_path / "out"), "--no-progress"], capture_output=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b"separated 1 of 1" in proc.stdout and b"\\udcff" in proc.stdout
+    assert os.listdir(os.fsencode(str(tmp_path / "out"))) == [b"song\xff"]

@@ -70,3 +70,22 @@ def test_complete_compressed_files_pass(tmp_path, capsys, model_file):
     assert code == 0, capsys.readouterr().err
     for track in ("full", "vbr"):
         assert 5.9 < sf.info(str(tmp_path / "out" / track / "vocals.wav")).duration < 6.2
+
+
+def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path):
+    """A byte such as 0xff in a file name (surrogate-escaped in Python) used to fail inside
+    soundfile with UnicodeEncodeError (exit 1)."""
+    import os
+
+    import numpy as np
+
+    from convsep.io.audio import probe, read_audio, write_audio
+
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b"/odd\xff")
+    os.mkdir(folder)
+    path = os.path.join(folder, os.fsdecode(b"song\xff.wav"))
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, 4410))).astype(np.float32)
+    write_audio(path, audio, 44100, bits="32f")
+    assert os.fsencode(path) in [os.path.join(os.fsencode(folder), n) for n in os.listdir(os.fsencode(folder))]
+    assert probe(path).rate == 44100
+    np.testing.assert_allclose(read_audio(path, 44100, 2), audio, atol=1e-6)
