@@ -215,6 +215,18 @@ def test_failed_file_in_a_batch_does_not_stop_the_rest(tmp_path, capsys, model_f
     assert "separated 1 of 2" in out and "1 failed" in out
 
 
+def test_a_missing_input_in_a_batch_does_not_stop_the_rest(tmp_path, capsys, model_file):
+    sf.write(str(tmp_path / "good.wav"), music(1.0), RATE)
+    code, out, err = run(["separate", tmp_path / "missing.wav", tmp_path / "good.wav", "-m", model_file,
+                          "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "missing.wav: no such file or folder" in err
+    assert (tmp_path / "out" / "good" / "vocals.wav").exists()
+    assert "separated 1 of 2" in out and "1 failed" in out
+    code, out, err = run(["separate", tmp_path / "missing.wav", "-m", model_file, "-o", tmp_path / "out2"], capsys)
+    assert_one_line_error(code, err, "missing.wav: no such file or folder")
+    assert not (tmp_path / "out2").exists()
+
+
 def test_an_input_whose_name_is_not_utf8(tmp_path, model_file):
     """Separated into a track folder of the same bytes, and the summary line printed (with
     the byte escaped) instead of an internal error."""

@@ -68,6 +68,7 @@ def test_signal_mid_separation_leaves_no_temporary(tmp_path, slow_model_file, si
     assert proc.returncode == 128 + sig, err
     assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
     assert leftovers(out) == [] and not list(out.rglob("*.wav"))
+    assert not out.exists()                 # the run created OUTDIR: it removes it again
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
