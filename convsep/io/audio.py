@@ -130,6 +130,9 @@ def _mp3_decoder(info: AudioInfo) -> AudioInfo:
     return info
 
 
+OGG_SUFFIXES = (".ogg", ".oga", ".opus")      # Ogg Vorbis, Ogg FLAC, Ogg Opus
+
+
 def _ogg_ends_cleanly(path: Path) -> bool:
     """An Ogg stream's last page carries the end-of-stream flag; a cut-off file's does not."""
     with open(path, "rb") as handle:
@@ -143,39 +146,61 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
-def _check_wav_complete(path: Path) -> None:
+def _wav_shortfall(path: Path) -> str | None:
     """libsndfile silently reads a cut-off WAV as a shorter one: compare the size its
-    ``data`` chunk declares with what the file holds."""
+    ``data`` chunk declares with what the file holds; the problem in words, if any."""
     with open(path, "rb") as handle:
         header = handle.read(12)
         if len(header) < 12 or header[:4] not in (b"RIFF", b"RF64") or header[8:12] != b"WAVE":
-            return
+            return None
         size = path.stat().st_size
         while True:
             chunk = handle.read(8)
             if len(chunk) < 8:
-                return
+                return None
             length = int.from_bytes(chunk[4:], "little")
             if chunk[:4] == b"data":
                 if header[:4] == b"RIFF" and length != 0xFFFFFFFF and handle.tell() + length > size:
-                    raise ConvSepError(f"{path}: truncated WAV file (declares {length} bytes of audio, "
-                                       f"holds {size - handle.tell()})")
-                return
+                    return (f"truncated WAV file (declares {length} bytes of audio, "
+                            f"holds {size - handle.tell()})")
+                return None
             handle.seek(length + (length & 1), 1)
 
 
-def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
+def _soundfile_chunks(path: Path, block: int, problem=None) -> Iterator[np.ndarray]:
+    """``problem(message)`` hears of a truncated or damaged file (it may raise; decoding then
+    stops where the damage starts); without it such a file is a ConvSepError."""
+    def report(message: str) -> None:
+        if problem is None:
+            raise ConvSepError(f"{path}: {message}")
+        problem(message)
+
     if path.suffix.lower() == ".wav":
-        _check_wav_complete(path)
+        shortfall = _wav_shortfall(path)
+        if shortfall:
+            report(shortfall)
+    done = 0
     try:
         with sf.SoundFile(os.fsencode(path)) as handle:
             while True:
                 data = handle.read(block, dtype="float32", always_2d=True)
                 if len(data) == 0:
                     return
+                done += len(data)
                 yield data.T
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ConvSepError(f"{path}: corrupt or truncated audio ({_short(exc)})") from None
+        report(f"corrupt or truncated audio ({_short(exc)})")
+    # Going on (--allow-truncated): the block that failed, again in small pieces up to the damage.
+    try:
+        with sf.SoundFile(os.fsencode(path)) as handle:
+            handle.seek(done)
+            while True:
+                data = handle.read(4096, dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    return
+                yield data.T
+    except (sf.LibsndfileError, RuntimeError):
+        return
 
 
 def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int,
@@ -260,18 +285,27 @@ class AudioReader:
         warnings.warn(f"{self.path}: TRUNCATED OR DAMAGED: {problem}; using what decodes "
                       "(--allow-truncated)", stacklevel=3)
 
+    def _sink(self, problems: list[str]):
+        """Where the decoders report damage: refused at once, or (``allow_truncated``) kept
+        for the warning at the end."""
+        def problem(message: str) -> None:
+            if not self.allow_truncated:
+                self._truncated(message)
+            problems.append(message)
+        return problem
+
     def rms(self, block: int = 1 << 18) -> float:
         """The RMS of the whole file as the model gets it (the channel policy applied, at the
         file's rate), by one decoding pass."""
-        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+        source = (_soundfile_chunks(self.path, block, self._sink([])) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, []))
         return rms(adapt_channels(chunk, self.channels) for chunk in source)
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []
-        if self.path.suffix.lower() in (".ogg", ".oga") and not _ogg_ends_cleanly(self.path):
+        if self.path.suffix.lower() in OGG_SUFFIXES and not _ogg_ends_cleanly(self.path):
             self._truncated("the Ogg stream stops before its end")
-        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+        source = (_soundfile_chunks(self.path, block, self._sink(problems)) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, problems))
         decoded = 0
         resampler = None

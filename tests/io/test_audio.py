@@ -35,6 +35,7 @@ def _cut(path, fraction=0.5):
 @pytest.mark.parametrize("ext,extra,pattern", [
     ("mp3", (), "6.0 s declared, 3.0 s decoded"), ("ogg", (), "Ogg stream stops"), ("flac", (), "corrupt or truncated"),
     ("m4a", ("-c:a", "aac", "-movflags", "+faststart"), "decoder errors"),     # decoded by ffmpeg
+    ("opus", ("-c:a", "libopus", "-ar", "48000"), "Ogg stream stops"), ("wav", (), "truncated WAV file"),
 ])
 def test_truncated_compressed_file_is_refused(tmp_path, capsys, model_file, ext, extra, pattern):
     cut = _cut(_encode(tmp_path, ext, *extra))
@@ -70,6 +71,17 @@ def test_complete_compressed_files_pass(tmp_path, capsys, model_file):
     assert code == 0, capsys.readouterr().err
     for track in ("full", "vbr"):
         assert 5.9 < sf.info(str(tmp_path / "out" / track / "vocals.wav")).duration < 6.2
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_allow_truncated_also_takes_wav_and_flac(tmp_path, capsys, model_file, ext):
+    """The README promises --allow-truncated for every format; a cut WAV or FLAC was still refused."""
+    cut = _cut(_encode(tmp_path, ext))
+    with pytest.warns(UserWarning, match="TRUNCATED OR DAMAGED"):
+        code = main(["separate", str(cut), "-m", str(model_file), "-o", str(tmp_path / "out"), "--allow-truncated"])
+    assert code == 0, capsys.readouterr().err
+    assert 2.0 < sf.info(str(tmp_path / "out" / "cut" / "vocals.wav")).duration < 3.5
 
 
 def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path):
