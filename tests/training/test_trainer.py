@@ -199,6 +199,7 @@ def test_train_settings_that_used_to_crash_are_one_line_errors(tmp_path, capsys,
     code = main(["train", str(root), "-o", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
                  "--model-config", json.dumps(SMALL_REAL), "--no-progress", "--no-tensorboard", *args])
     _assert_refused(code, capsys.readouterr().err, pattern)
+    assert not (tmp_path / "run").exists()          # no empty run folder left behind
 
 
 def test_train_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_hq_dataset):
@@ -214,3 +215,4 @@ def test_train_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_hq
     code = main(["train", str(root), "-o", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
                  "--model-config", json.dumps(SMALL_REAL), "--no-progress", "--no-tensorboard"])
     _assert_refused(code, capsys.readouterr().err, f"{bad}: contains NaN or infinite samples")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
