@@ -7,11 +7,13 @@ are decoded by ffmpeg through a pipe.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -99,7 +101,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(os.fsencode(path))        # bytes: any file name, UTF-8 or not
+        with _quiet_decoder(path):
+            info = sf.info(os.fsencode(path))    # bytes: any file name, UTF-8 or not
         result = AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in SOUNDFILE_SUFFIXES and path.suffix.lower() != ".mp3":
@@ -181,9 +184,12 @@ def _soundfile_chunks(path: Path, block: int, problem=None) -> Iterator[np.ndarr
             report(shortfall)
     done = 0
     try:
-        with sf.SoundFile(os.fsencode(path)) as handle:
+        with _quiet_decoder(path):
+            handle = sf.SoundFile(os.fsencode(path))
+        with handle:
             while True:
-                data = handle.read(block, dtype="float32", always_2d=True)
+                with _quiet_decoder(path):
+                    data = handle.read(block, dtype="float32", always_2d=True)
                 if len(data) == 0:
                     return
                 done += len(data)
@@ -192,15 +198,42 @@ def _soundfile_chunks(path: Path, block: int, problem=None) -> Iterator[np.ndarr
         report(f"corrupt or truncated audio ({_short(exc)})")
     # Going on (--allow-truncated): the block that failed, again in small pieces up to the damage.
     try:
-        with sf.SoundFile(os.fsencode(path)) as handle:
+        with _quiet_decoder(path):
+            handle = sf.SoundFile(os.fsencode(path))
             handle.seek(done)
+        with handle:
             while True:
-                data = handle.read(4096, dtype="float32", always_2d=True)
+                with _quiet_decoder(path):
+                    data = handle.read(4096, dtype="float32", always_2d=True)
                 if len(data) == 0:
                     return
                 yield data.T
     except (sf.LibsndfileError, RuntimeError):
         return
+
+
+@contextlib.contextmanager
+def _quiet_decoder(path: Path):
+    """libsndfile's MP3 decoder (mpg123) prints notes such as "Illegal Audio-MPEG-Header" or
+    "Xing stream size off" straight to file descriptor 2, around our one-line errors: while
+    it decodes an MP3, that descriptor points to /dev/null (damage is detected otherwise)."""
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int,

@@ -101,3 +101,19 @@ def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path):
     assert os.fsencode(path) in [os.path.join(os.fsencode(folder), n) for n in os.listdir(os.fsencode(folder))]
     assert probe(path).rate == 44100
     np.testing.assert_allclose(read_audio(path, 44100, 2), audio, atol=1e-6)
+
+
+@needs_ffmpeg
+def test_mp3_decoder_notes_do_not_surround_the_error(tmp_path, model_file):
+    """mpg123 (inside libsndfile) writes "Xing stream size off ..." to file descriptor 2:
+    the error is still the only line."""
+    import os
+    import sys
+
+    cut = _cut(_encode(tmp_path, "mp3"))
+    proc = subprocess.run([sys.executable, "-m", "convsep", "separate", str(cut), "-m", str(model_file),
+                           "-o", str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if "error:" in line]
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
