@@ -208,3 +208,25 @@ def test_onnx_header_that_is_not_json(tmp_path):
     path.write_bytes(model.SerializeToString())
     with pytest.raises(ConvSepError, match="not JSON"):
         onnx_backend(path)
+
+
+@pytest.mark.parametrize("field,value", [("n_fft", 2048), ("block_hop", 7), ("sources", ["vocals", "rest"])])
+def test_onnx_header_that_disagrees_with_its_graph(exported, mixture, tmp_path, field, value):
+    """A header that does not describe its graph (input bins, block grid, output stems) is a
+    one-line error when the graph runs, not an internal error."""
+    import json
+
+    import onnx
+
+    model = onnx.load(str(exported["onnx"]))
+    entry = next(p for p in model.metadata_props if p.key == "convsep")
+    header = json.loads(entry.value)
+    if field == "block_hop":
+        header["block_hop"] = value
+    else:
+        header["config"][field] = value
+    entry.value = json.dumps(header)
+    path = tmp_path / "liar.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(ConvSepError, match="does not match its convsep header|convsep header"):
+        Separator.load(path, backend="onnx")(mixture[:, :44100])
