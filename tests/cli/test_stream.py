@@ -121,3 +121,21 @@ def test_stream_claims_its_track_folder(tmp_path):
         holder.communicate("")
     assert run.returncode == 2 and f"pid {holder.pid}".encode() in run.stderr
     assert sorted(p.name for p in folder.iterdir()) == [".convsep.lock"]
+
+
+def test_sigterm_leaves_no_output_folder_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    sf.write(tmp_path / "long.wav", _audio(44100 * 120).T, 44100)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "convsep", "stream", str(tmp_path / "long.wav"), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not list(out.rglob(".*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not out.exists()
