@@ -133,6 +133,67 @@ def _mp3_decoder(info: AudioInfo) -> AudioInfo:
     return info
 
 
+_MP3_BITRATES = {  # kbit/s by (MPEG-1?, layer)
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(header: bytes) -> int | None:
+    """The length in bytes of the MPEG audio frame this 4-byte header starts, or None."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (header[1] >> 3) & 3, (header[1] >> 1) & 3
+    rate_index, bitrate_index = (header[2] >> 2) & 3, header[2] >> 4
+    if version == 1 or layer_bits == 0 or rate_index == 3 or bitrate_index in (0, 15):
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _MP3_BITRATES[mpeg1, layer][bitrate_index] * 1000
+    rate = _MP3_RATES[version][rate_index]
+    padding = (header[2] >> 1) & 1
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
+
+
+def _mp3_cut_mid_frame(path: Path) -> bool:
+    """Whether an MP3's last frame runs past the end of the file: the sign of a cut-off file
+    that declares no length of its own (a CBR MP3 without a Xing header). Tags at the end
+    and anything not understood count as not cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+        pos = 0
+        if head[:3] == b"ID3" and len(head) == 10:
+            pos = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
+            pos += 10 if head[5] & 0x10 else 0
+        handle.seek(pos)
+        window = handle.read(1 << 16)
+        for offset in range(len(window) - 4):        # the first frame whose successor is a frame too
+            length = _mp3_frame_length(window[offset:offset + 4])
+            if length and _mp3_frame_length(window[offset + length:offset + length + 4]):
+                pos += offset
+                break
+        else:
+            return False
+        while True:
+            handle.seek(pos)
+            header = handle.read(4)
+            if not header:
+                return False                           # ends on a frame boundary
+            length = _mp3_frame_length(header)
+            if length is None:
+                return len(header) < 4 and header[:1] == b"\xff"   # cut inside a header; else tags
+            if pos + length > size:
+                return True
+            pos += length
+
+
 OGG_SUFFIXES = (".ogg", ".oga", ".opus")      # Ogg Vorbis, Ogg FLAC, Ogg Opus
 
 
@@ -357,6 +418,8 @@ class AudioReader:
         declared = self.info.frames
         if declared and decoded < declared - max(TRUNCATION_SLACK, declared // 200):
             problems.append(f"{declared / self.info.rate:.1f} s declared, {decoded / self.info.rate:.1f} s decoded")
+        if not problems and self.path.suffix.lower() == ".mp3" and _mp3_cut_mid_frame(self.path):
+            problems.append("the last MPEG frame is cut off")
         if problems:
             self._truncated("; ".join(problems))
         if resampler is not None:

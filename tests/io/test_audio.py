@@ -36,6 +36,7 @@ def _cut(path, fraction=0.5):
     ("mp3", (), "6.0 s declared, 3.0 s decoded"), ("ogg", (), "Ogg stream stops"), ("flac", (), "corrupt or truncated"),
     ("m4a", ("-c:a", "aac", "-movflags", "+faststart"), "decoder errors"),     # decoded by ffmpeg
     ("opus", ("-c:a", "libopus", "-ar", "48000"), "Ogg stream stops"), ("wav", (), "truncated WAV file"),
+    ("mp3", ("-write_xing", "0"), "the last MPEG frame is cut off"),           # CBR, no length declared
 ])
 def test_truncated_compressed_file_is_refused(tmp_path, capsys, model_file, ext, extra, pattern):
     cut = _cut(_encode(tmp_path, ext, *extra))
