@@ -22,6 +22,7 @@ from convsep.io.filesafety import (
     FolderClaim,
     describe_os_error,
     inside,
+    inside_real,
     remove_stale_folders,
     remove_stale_temporaries,
     safe_component,
@@ -87,6 +88,35 @@ def output_paths(path: Path, outdir: Path, names: Sequence[str], ext: str,
     return {name: inside(outdir, folder / f"{safe_component(name, 'stem name')}.{ext}") for name in names}
 
 
+class _Samples:
+    """A stream of (channels, n) chunks read by sample counts: the input at its own rate,
+    beside the stems resampled to it."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._buffer = np.zeros((0, 0), np.float32)
+
+    def take(self, n: int) -> np.ndarray:
+        parts, have = [self._buffer], self._buffer.shape[-1]
+        while have < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            parts.append(chunk)
+            have += chunk.shape[-1]
+        joined = np.concatenate([p for p in parts if p.size], axis=-1) if have else self._buffer
+        self._buffer = joined[:, n:]
+        return joined[:, :n]
+
+    def correct(self, stems: np.ndarray, shares: np.ndarray) -> None:
+        """Adds each stem its share of (input - sum of the stems), in place, as far as the
+        input goes: the stems then add up to the input."""
+        x = self.take(stems.shape[-1])
+        n = x.shape[-1]
+        if n:
+            stems[..., :n] += shares[:, None, None] * (x - stems[..., :n].sum(0))
+
+
 def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separated",
                   model: str | os.PathLike | Separator | None = None, device: str | None = "cpu",
                   stems: Sequence[str] | None = None, two_stems: str | None = None,
@@ -135,6 +165,7 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
     scratch: Path | None = None
     try:
         if not stem_mp4:
+            inside_real(outdir, folder)          # not a link planted at OUTDIR/<track>
             claim.acquire()
         remove_stale_temporaries(folder)
         existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours
@@ -150,6 +181,13 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
                 writers[name] = AtomicAudioWriter(target, out_rate, channels, ext, bits)
         resamplers = {name: soxr.ResampleStream(SAMPLE_RATE, out_rate, channels, dtype="float32", quality="HQ")
                       for name in targets} if out_rate != SAMPLE_RATE else None
+        # --keep-rate: stems resampled one by one add up to the input resampled twice, not to
+        # the input; the input as decoded at its own rate corrects them (by the outputs' shares
+        # of the sources, when the outputs cover every source)
+        native = None
+        if resamplers and sorted(i for o in separator.outputs for i in o.sources) == list(range(len(separator.sources))):
+            native = _Samples(AudioReader(path, out_rate, channels, allow_truncated=allow_truncated).chunks())
+            shares = np.array([len(o.sources) / len(separator.sources) for o in separator.outputs], np.float32)
         total = 0
         bar = tqdm(total=reader.info.seconds, unit="s", disable=not progress, leave=False,
                    desc=track_name(path)[:30], bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
@@ -157,17 +195,25 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             gain = separator.gain_for_rms(reader.rms()) if separator.input_level_db is not None else 1.0
             for chunk in separator.stream(reader.chunks(), gain):
                 total += chunk.shape[-1]
-                for (name, writer), stem in zip(writers.items(), chunk.numpy()):
-                    if resamplers:
-                        stem = resamplers[name].resample_chunk(np.ascontiguousarray(stem.T)).T
-                    writer.write(stem)
+                pieces = chunk.numpy()
+                if resamplers:
+                    pieces = np.stack([resamplers[name].resample_chunk(np.ascontiguousarray(piece.T)).T
+                                       for name, piece in zip(writers, pieces)])
+                    if native is not None:
+                        native.correct(pieces, shares)
+                for writer, piece in zip(writers.values(), pieces):
+                    writer.write(piece)
                 bar.update(chunk.shape[-1] / SAMPLE_RATE)
         if total < MIN_SAMPLES:
             raise ConvSepError(f"{path}: too short to separate: {total} samples at 44.1 kHz "
                                f"(needs at least {MIN_SAMPLES}, 23 ms)")
         if resamplers:
-            for name, writer in writers.items():
-                writer.write(resamplers[name].resample_chunk(np.zeros((0, channels), "float32"), last=True).T)
+            tails = np.stack([resamplers[name].resample_chunk(np.zeros((0, channels), "float32"), last=True).T
+                              for name in writers])
+            if native is not None:
+                native.correct(tails, shares)
+            for writer, tail in zip(writers.values(), tails):
+                writer.write(tail)
         for writer in writers.values():
             writer.commit(overwrite if scratch is None else True)
             committed.append(writer.path)

@@ -17,6 +17,7 @@ from convsep.errors import ConvSepError
 from convsep.evaluate.bsseval import bss_eval_v4
 from convsep.evaluate.sdr import global_sdr
 from convsep.io.audio import write_audio
+from convsep.io.filesafety import check_replaceable
 from convsep.models.registry import load_demo
 from convsep.separation.separator import Separator
 
@@ -72,6 +73,11 @@ def spectrogram_figure(path: Path, mixture: torch.Tensor, estimates: torch.Tenso
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
+    try:
+        check_replaceable(path)
+    except ConvSepError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 

@@ -14,7 +14,7 @@ from convsep.errors import ConvSepError
 from convsep.io.audio import BIT_DEPTHS, WRITE_FORMATS, is_audio_path, track_name
 from convsep.io.filesafety import describe_os_error
 from convsep.runtime.allocator import keep_freed_memory
-from convsep.runtime.os_signals import Terminated, stop_on_signals
+from convsep.runtime.os_signals import Terminated, stop_on_signals, stop_with_parent
 
 
 def register(subparsers) -> None:
@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "onnx", "torchscript"], default="torch",
                    help="run the model in PyTorch (default), or an exported .onnx/.ts file given with -m "
                         "(onnxruntime / TorchScript; a model file is exported in memory first)")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="allow --backend torchscript to run a .ts file: a TorchScript file is a program that "
+                        "runs with your rights (it can read and write files); only for files you trust")
     p.add_argument("--wiener", type=int, default=None, metavar="N",
                    help="EM iterations of a multichannel Wiener filter after the masks (norbert), 0 to 10 "
                         "(default: what the model file says, else 0)")
@@ -55,21 +58,28 @@ def register(subparsers) -> None:
     p.set_defaults(func=handler)
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, str]]:
+def collect_inputs(inputs: list[str], missing: list[ConvSepError] | None = None) -> list[tuple[Path, str]]:
     """(file, track name) for every input; folders are searched recursively. A file named
-    ``mixture.*`` (MUSDB18-HQ layout) takes its folder's name."""
+    ``mixture.*`` (MUSDB18-HQ layout) takes its folder's name. With ``missing`` (a list),
+    inputs that do not exist or hold no audio are added to it and the others are kept;
+    without it the first one is an error."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
+        problem = None
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_path(p))
             if not found:
-                raise ConvSepError(f"{path}: folder contains no audio files")
+                problem = ConvSepError(f"{path}: folder contains no audio files")
             files.extend(found)
         elif path.exists():
             files.append(path)
         else:
-            raise ConvSepError(f"{path}: no such file or folder")
+            problem = ConvSepError(f"{path}: no such file or folder")
+        if problem is not None:
+            if missing is None:
+                raise problem
+            missing.append(problem)
     pairs = []
     for path in dict.fromkeys(files):
         name = track_name(path)
@@ -92,6 +102,7 @@ def _init_worker(options: dict, threads: int) -> None:
 
     global _worker_separator
     stop_on_signals()
+    stop_with_parent()                        # a pool worker: no orphan if the parent is killed
     keep_freed_memory()                       # as in the parent, whatever the start method
     torch.set_num_threads(threads)
     extra = {} if options.get("wiener") is None else {"wiener_iterations": options["wiener"]}
@@ -100,7 +111,8 @@ def _init_worker(options: dict, threads: int) -> None:
     if options.get("speeds") is not None:
         extra["speeds"] = options["speeds"]
     _worker_separator = get_separator(options["model"], options["device"], options["stems"], options["two_stems"],
-                                      backend=options.get("backend"), **extra)
+                                      backend=options.get("backend"),
+                                      trust_model_code=options.get("trust_model_code", False), **extra)
 
 
 def _separate_one(path: Path, track: str, options: dict):
@@ -132,9 +144,16 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("--jobs must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
-    pairs = collect_inputs(args.inputs)
+    missing: list[ConvSepError] = []
+    pairs = collect_inputs(args.inputs, missing)       # the inputs that exist are still done
+    if not pairs:
+        raise missing[0] if len(missing) == 1 else ConvSepError(
+            f"none of the {len(missing)} inputs exists or holds audio ({missing[0]})")
+    for problem in missing:
+        print(f"convsep separate: error: {problem}", file=sys.stderr)
+    outdir_existed = Path(args.outdir).exists()
     options = dict(model=args.model, device=args.device, stems=stems, two_stems=args.two_stems, backend=args.backend,
-                   wiener=args.wiener, input_level=_input_level(args.input_level),
+                   trust_model_code=args.trust_model_code, wiener=args.wiener, input_level=_input_level(args.input_level),
                    speeds=check_speeds(args.speeds),
                    outdir=args.outdir, ext=args.ext, bits=args.bits, keep_rate=args.keep_rate,
                    overwrite=args.overwrite, progress=not args.no_progress and sys.stderr.isatty(),
@@ -155,6 +174,11 @@ def handler(args: argparse.Namespace) -> int:
             for child in multiprocessing.active_children():
                 child.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
+            if not outdir_existed:          # each worker removed its track folder; OUTDIR too if empty
+                try:
+                    Path(args.outdir).rmdir()
+                except OSError:
+                    pass
             raise
         pool.shutdown()
     failed, seconds = 0, 0.0
@@ -171,9 +195,10 @@ def handler(args: argparse.Namespace) -> int:
         print(f"{path} -> {result.stems[next(iter(result.stems))].parent}/ "
               f"({result.seconds:.1f} s in {result.elapsed:.1f} s)")
     elapsed = time.perf_counter() - started
-    done = len(pairs) - failed
+    failed += len(missing)
+    done = len(pairs) + len(missing) - failed
     speed = f", {seconds / elapsed:.1f}x real time" if seconds and elapsed else ""
-    print(f"separated {done} of {len(pairs)} file(s): {seconds:.1f} s of audio in {elapsed:.1f} s"
+    print(f"separated {done} of {len(pairs) + len(missing)} file(s): {seconds:.1f} s of audio in {elapsed:.1f} s"
           f"{speed} -> {args.outdir}" + (f"; {failed} failed" if failed else ""))
     return EXIT_ERROR if failed else 0
 

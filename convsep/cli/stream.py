@@ -9,6 +9,7 @@ from pathlib import Path
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import BIT_DEPTHS, WRITE_FORMATS, track_name
+from convsep.io.filesafety import safe_component
 
 
 def register(subparsers) -> None:
@@ -69,6 +70,10 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError("live audio (--input-device/--output-device) takes no IN")
     if args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
+    if args.name is not None:
+        safe_component(args.name, "--name")
+    elif args.input not in (None, "-"):
+        safe_component(track_name(Path(args.input)), "track name")
     torch.set_num_threads(args.threads)
     if live:                      # no sound device, no PortAudio: say so before loading a model
         realtime_io.live_devices(args.input_device, args.output_device)
@@ -86,18 +91,18 @@ def handler(args: argparse.Namespace) -> int:
     if args.input == "-":
         realtime_io.check_pcm(args.format, args.rate, args.channels)
         chunks, rate, channels, track = (realtime_io.stdin_chunks(args.format, args.rate, args.channels),
-                                         args.rate, args.channels, args.name or "stdin")
+                                         args.rate, args.channels, "stdin" if args.name is None else args.name)
     else:
         path = Path(args.input)
         if not path.is_file():
             raise ConvSepError(f"{path}: no such file")
         chunks, rate = realtime_io.file_chunks(path, separator.channels)
-        channels, track = separator.channels, args.name or track_name(path)
+        channels, track = separator.channels, track_name(path) if args.name is None else args.name
     if args.stdout:
         result = realtime_io.stream_to_pipe(separator, chunks, rate, channels, sys.stdout.buffer, args.format)
         print(f"streamed {result.samples / rate:.1f} s in {result.elapsed:.1f} s", file=info)
         return 0
-    result = realtime_io.stream_to_files(separator, chunks, rate, channels, Path(args.outdir) / track,
+    result = realtime_io.stream_to_files(separator, chunks, rate, channels, Path(args.outdir), track,
                                          args.ext, args.bits, args.overwrite)
     for name, count in (result.clipped or {}).items():
         if count:

@@ -296,6 +296,8 @@ def _decode(track: Track) -> tuple[dict[str, np.ndarray], int]:
             stems, rate = stempeg.read_stems(path, dtype=np.float32, always_3d=True)
         except Exception as exc:  # stempeg raises bare Exceptions on ffmpeg failures
             raise ConvSepError(f"cannot decode {path}: {exc}; check the file and ffmpeg") from None
+        for s, i in track.stem_ids.items():
+            _check_finite(stems[i], f"{path} (stem {s})")
         return {s: to_stereo(stems[i].T) for s, i in track.stem_ids.items()}, int(rate)
     out = {}
     rate = track.rate
@@ -304,8 +306,15 @@ def _decode(track: Track) -> tuple[dict[str, np.ndarray], int]:
             data, rate = sf.read(path, dtype="float32", always_2d=True)
         except RuntimeError as exc:
             raise ConvSepError(f"cannot read {path}: {exc}; check that it is an audio file") from None
+        _check_finite(data, path)
         out[source] = to_stereo(np.ascontiguousarray(data.T))
     return out, int(rate)
+
+
+def _check_finite(data: np.ndarray, where: str) -> None:
+    """A NaN or Inf sample would become an arbitrary int16 in the cache (and NaN losses)."""
+    if not np.isfinite(data).all():
+        raise ConvSepError(f"{where}: contains NaN or infinite samples; repair or remove this file")
 
 
 def load_sources(track: Track, rate: int | None = None) -> np.ndarray:

@@ -19,6 +19,7 @@ from convsep.constants import SOURCES
 from convsep.errors import ConvSepError
 from convsep.evaluate.published import COUNTERPARTS, PUBLISHED
 from convsep.evaluate.store import METRICS, load_method, method_dirs, read_meta
+from convsep.io.filesafety import check_replaceable
 
 
 @dataclass
@@ -176,6 +177,11 @@ def boxplots(results: Results, outdir: str | os.PathLike) -> list[Path]:
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
         fig.savefig(tmp, dpi=100)
         plt.close(fig)
+        try:
+            check_replaceable(path)
+        except ConvSepError:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, path)
         paths.append(path)
     return paths

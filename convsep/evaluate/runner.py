@@ -8,10 +8,12 @@ on. At the end the per-method CSV tables, ``evaluation.json`` and the report are
 """
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +39,11 @@ from convsep.evaluate.store import (
     write_track,
 )
 from convsep.io.audio import rms
+from convsep.io.filesafety import safe_component
 from convsep.models.modelfile import read_model_file
 from convsep.models.registry import resolve_model_path
 from convsep.runtime.allocator import keep_freed_memory
+from convsep.runtime.os_signals import stop_with_parent
 from convsep.separation.speed_ensemble import check_speeds, speeds_label
 
 BACKENDS = ("fast", "museval")
@@ -91,6 +95,10 @@ def model_methods(models: Sequence[str | os.PathLike], speeds: Sequence[float] |
     for model in models:
         path = resolve_model_path(model)
         read_model_file(path)
+        try:     # the name is a folder of OUTDIR: a file named "...pt" must not give ".."
+            safe_component(path.stem + suffix, "method name")
+        except ConvSepError as exc:
+            raise ConvSepError(f"{path}: {exc}; rename the model file") from None
         methods.append(Method(path.stem + suffix, "model", str(path), tuple(speeds) if speeds else None))
     return methods
 
@@ -115,6 +123,9 @@ _separators: dict[str, object] = {}
 
 def _init_worker(threads: int) -> None:
     keep_freed_memory()                       # spawned: the parent's setting is not inherited
+    stop_with_parent()                        # no orphan if the parent is killed
+    warnings.formatwarning = (lambda message, *rest, **kw:   # one line, as in the parent
+                              f"convsep evaluate: warning: {' '.join(str(message).split())}\n")
     torch.set_num_threads(threads)
 
 
@@ -205,6 +216,29 @@ def _one_line(exc: BaseException) -> str:
     return message if isinstance(exc, ConvSepError) else f"{type(exc).__name__}: {message}"
 
 
+def _silent_sources(refs: SpilledSignal) -> list[int]:
+    """The reference sources whose channels sum to zero over the whole track: BSSEval is
+    undefined for them (museval gives NaN)."""
+    ever = torch.zeros(refs.shape[0], dtype=torch.bool)
+    for _, piece in refs.chunks():                      # (sources, channels, n)
+        ever |= (piece.sum(1) != 0).any(dim=1).cpu()
+    return [j for j, active in enumerate(ever.tolist()) if not active]
+
+
+def _score_defined(refs: SpilledSignal, estimates: SpilledSignal, backend: str,
+                   silent: Sequence[int]) -> dict[str, np.ndarray]:
+    """``score`` of the sources that are not silent; NaN rows for those that are."""
+    if not silent:
+        return score(refs, estimates, backend)
+    keep = [j for j in range(refs.shape[0]) if j not in silent]
+    part = score(refs.to_tensor()[keep], estimates.to_tensor()[keep], backend)
+    full = {}
+    for metric, values in part.items():
+        full[metric] = np.full((refs.shape[0], values.shape[1]), np.nan)
+        full[metric][keep] = values
+    return full
+
+
 def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend: str = "fast",
                    device: str = "cpu", max_seconds: float | None = None) -> tuple[list[Failure], float]:
     """Scores ``track`` with every method and writes the track JSON files.
@@ -220,6 +254,14 @@ def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend
         return [Failure(track.name, m.name, _one_line(exc)) for m in methods], 0.0
     failures = []
     with refs:
+        silent = _silent_sources(refs)
+        if len(silent) == len(SOURCES):
+            return [Failure(track.name, m.name, "every reference source is silent; nothing to score")
+                    for m in methods], 0.0
+        if silent:
+            warnings.warn(f"{track.name}: {', '.join(SOURCES[j] for j in silent)} silent over the whole track: "
+                          "undefined (NaN) and left out of the medians; the other sources are scored without it",
+                          stacklevel=2)
         for method in methods:
             try:
                 with SpilledSignal(*refs.shape, directory=outdir, device=device) as estimates:
@@ -228,8 +270,8 @@ def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend
                     else:
                         for start, piece in oracle_chunks(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP):
                             estimates.write(start, piece)
-                    scores = score(refs, estimates, backend)
-                    gsdr = [float(global_sdr(refs.source(j), estimates.source(j)))
+                    scores = _score_defined(refs, estimates, backend, silent)
+                    gsdr = [math.nan if j in silent else float(global_sdr(refs.source(j), estimates.source(j)))
                             for j in range(len(SOURCES))]
                 write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores, gsdr)
             except Exception as exc:  # report the track, go on with the others

@@ -116,6 +116,14 @@ def evaluate_two_stems(root: str | Path, models: Sequence[str], outdir: str | Pa
 
     from convsep.separation.separator import Separator
 
+    if vocals != "vocals":   # the data's references are vocals and the rest, nothing else
+        raise ConvSepError(f"--two-stems {vocals}: two-stem data holds vocals and accompaniment references, "
+                           "so only --two-stems vocals can be scored")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConvSepError(f"--limit must be a whole number of pairs, at least 1, got {limit!r}")
+    for level in levels_db or ():
+        if not isinstance(level, (int, float)) or not -60 <= level <= 60:
+            raise ConvSepError(f"--levels: each level must be a number of dB from -60 to 60, got {level!r}")
     pairs = list_pairs(root, split)
     if limit:
         pairs = pairs[::max(1, len(pairs) // limit)][:limit]

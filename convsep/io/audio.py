@@ -7,11 +7,13 @@ are decoded by ffmpeg through a pipe.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import soxr
 
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
-from convsep.io.filesafety import commit_file, temporary_path, write_problem
+from convsep.io.filesafety import check_replaceable, commit_file, temporary_path, write_problem
 
 MIN_RATE, MAX_RATE = 8000, 192000
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
@@ -99,7 +101,8 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        with _quiet_decoder(path):
+            info = sf.info(os.fsencode(path))    # bytes: any file name, UTF-8 or not
         result = AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in SOUNDFILE_SUFFIXES and path.suffix.lower() != ".mp3":
@@ -130,6 +133,70 @@ def _mp3_decoder(info: AudioInfo) -> AudioInfo:
     return info
 
 
+_MP3_BITRATES = {  # kbit/s by (MPEG-1?, layer)
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(header: bytes) -> int | None:
+    """The length in bytes of the MPEG audio frame this 4-byte header starts, or None."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (header[1] >> 3) & 3, (header[1] >> 1) & 3
+    rate_index, bitrate_index = (header[2] >> 2) & 3, header[2] >> 4
+    if version == 1 or layer_bits == 0 or rate_index == 3 or bitrate_index in (0, 15):
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _MP3_BITRATES[mpeg1, layer][bitrate_index] * 1000
+    rate = _MP3_RATES[version][rate_index]
+    padding = (header[2] >> 1) & 1
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    return (144 if mpeg1 or layer == 2 else 72) * bitrate // rate + padding
+
+
+def _mp3_cut_mid_frame(path: Path) -> bool:
+    """Whether an MP3's last frame runs past the end of the file: the sign of a cut-off file
+    that declares no length of its own (a CBR MP3 without a Xing header). Tags at the end
+    and anything not understood count as not cut."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(10)
+        pos = 0
+        if head[:3] == b"ID3" and len(head) == 10:
+            pos = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
+            pos += 10 if head[5] & 0x10 else 0
+        handle.seek(pos)
+        window = handle.read(1 << 16)
+        for offset in range(len(window) - 4):        # the first frame whose successor is a frame too
+            length = _mp3_frame_length(window[offset:offset + 4])
+            if length and _mp3_frame_length(window[offset + length:offset + length + 4]):
+                pos += offset
+                break
+        else:
+            return False
+        while True:
+            handle.seek(pos)
+            header = handle.read(4)
+            if not header:
+                return False                           # ends on a frame boundary
+            length = _mp3_frame_length(header)
+            if length is None:
+                return len(header) < 4 and header[:1] == b"\xff"   # cut inside a header; else tags
+            if pos + length > size:
+                return True
+            pos += length
+
+
+OGG_SUFFIXES = (".ogg", ".oga", ".opus")      # Ogg Vorbis, Ogg FLAC, Ogg Opus
+
+
 def _ogg_ends_cleanly(path: Path) -> bool:
     """An Ogg stream's last page carries the end-of-stream flag; a cut-off file's does not."""
     with open(path, "rb") as handle:
@@ -143,39 +210,91 @@ def _short(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
 
 
-def _check_wav_complete(path: Path) -> None:
+def _wav_shortfall(path: Path) -> str | None:
     """libsndfile silently reads a cut-off WAV as a shorter one: compare the size its
-    ``data`` chunk declares with what the file holds."""
+    ``data`` chunk declares with what the file holds; the problem in words, if any."""
     with open(path, "rb") as handle:
         header = handle.read(12)
         if len(header) < 12 or header[:4] not in (b"RIFF", b"RF64") or header[8:12] != b"WAVE":
-            return
+            return None
         size = path.stat().st_size
         while True:
             chunk = handle.read(8)
             if len(chunk) < 8:
-                return
+                return None
             length = int.from_bytes(chunk[4:], "little")
             if chunk[:4] == b"data":
                 if header[:4] == b"RIFF" and length != 0xFFFFFFFF and handle.tell() + length > size:
-                    raise ConvSepError(f"{path}: truncated WAV file (declares {length} bytes of audio, "
-                                       f"holds {size - handle.tell()})")
-                return
+                    return (f"truncated WAV file (declares {length} bytes of audio, "
+                            f"holds {size - handle.tell()})")
+                return None
             handle.seek(length + (length & 1), 1)
 
 
-def _soundfile_chunks(path: Path, block: int) -> Iterator[np.ndarray]:
+def _soundfile_chunks(path: Path, block: int, problem=None) -> Iterator[np.ndarray]:
+    """``problem(message)`` hears of a truncated or damaged file (it may raise; decoding then
+    stops where the damage starts); without it such a file is a ConvSepError."""
+    def report(message: str) -> None:
+        if problem is None:
+            raise ConvSepError(f"{path}: {message}")
+        problem(message)
+
     if path.suffix.lower() == ".wav":
-        _check_wav_complete(path)
+        shortfall = _wav_shortfall(path)
+        if shortfall:
+            report(shortfall)
+    done = 0
     try:
-        with sf.SoundFile(str(path)) as handle:
+        with _quiet_decoder(path):
+            handle = sf.SoundFile(os.fsencode(path))
+        with handle:
             while True:
-                data = handle.read(block, dtype="float32", always_2d=True)
+                with _quiet_decoder(path):
+                    data = handle.read(block, dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    return
+                done += len(data)
+                yield data.T
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        report(f"corrupt or truncated audio ({_short(exc)})")
+    # Going on (--allow-truncated): the block that failed, again in small pieces up to the damage.
+    try:
+        with _quiet_decoder(path):
+            handle = sf.SoundFile(os.fsencode(path))
+            handle.seek(done)
+        with handle:
+            while True:
+                with _quiet_decoder(path):
+                    data = handle.read(4096, dtype="float32", always_2d=True)
                 if len(data) == 0:
                     return
                 yield data.T
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise ConvSepError(f"{path}: corrupt or truncated audio ({_short(exc)})") from None
+    except (sf.LibsndfileError, RuntimeError):
+        return
+
+
+@contextlib.contextmanager
+def _quiet_decoder(path: Path):
+    """libsndfile's MP3 decoder (mpg123) prints notes such as "Illegal Audio-MPEG-Header" or
+    "Xing stream size off" straight to file descriptor 2, around our one-line errors: while
+    it decodes an MP3, that descriptor points to /dev/null (damage is detected otherwise)."""
+    if path.suffix.lower() != ".mp3":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _ffmpeg_chunks(path: Path, info: AudioInfo, block: int,
@@ -260,11 +379,20 @@ class AudioReader:
         warnings.warn(f"{self.path}: TRUNCATED OR DAMAGED: {problem}; using what decodes "
                       "(--allow-truncated)", stacklevel=3)
 
+    def _sink(self, problems: list[str]):
+        """Where the decoders report damage: refused at once, or (``allow_truncated``) kept
+        for the warning at the end."""
+        def problem(message: str) -> None:
+            if not self.allow_truncated:
+                self._truncated(message)
+            problems.append(message)
+        return problem
+
     def rms(self, block: int = 1 << 18) -> float:
         """The RMS of the whole file as the model gets it (the channel policy applied, at the
         file's rate), by one decoding pass."""
         problems: list[str] = []
-        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+        source = (_soundfile_chunks(self.path, block, self._sink(problems)) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, problems))
         decoded = 0
 
@@ -285,9 +413,9 @@ class AudioReader:
 
     def chunks(self, block: int = 1 << 18) -> Iterator[np.ndarray]:
         problems: list[str] = []
-        if self.path.suffix.lower() in (".ogg", ".oga") and not _ogg_ends_cleanly(self.path):
+        if self.path.suffix.lower() in OGG_SUFFIXES and not _ogg_ends_cleanly(self.path):
             self._truncated("the Ogg stream stops before its end")
-        source = (_soundfile_chunks(self.path, block) if self.info.decoder == "soundfile"
+        source = (_soundfile_chunks(self.path, block, self._sink(problems)) if self.info.decoder == "soundfile"
                   else _ffmpeg_chunks(self.path, self.info, block, problems))
         decoded = 0
         resampler = None
@@ -306,6 +434,8 @@ class AudioReader:
         declared = self.info.frames
         if declared and decoded < declared - max(TRUNCATION_SLACK, declared // 200):
             problems.append(f"{declared / self.info.rate:.1f} s declared, {decoded / self.info.rate:.1f} s decoded")
+        if not problems and self.path.suffix.lower() == ".mp3" and _mp3_cut_mid_frame(self.path):
+            problems.append("the last MPEG frame is cut off")
         if problems:
             self._truncated("; ".join(problems))
         if resampler is not None:
@@ -367,13 +497,14 @@ class AtomicAudioWriter:
         if ext == "flac" and bits == "32f":
             raise ConvSepError("flac cannot store float samples; use --bits 16 or 24, or --ext wav")
         self.path = Path(path)
+        check_replaceable(self.path)
         self.tmp = temporary_path(self.path)
         self.float_output = bits == "32f" and ext != "mp3"
         self.bits = "32f" if ext == "mp3" else bits     # an MP3 encoder takes float samples
         self.clipped = 0
         subtype = "MPEG_LAYER_III" if ext == "mp3" else BIT_DEPTHS[bits]
         try:
-            self._file = sf.SoundFile(str(self.tmp), "w", samplerate=rate, channels=channels,
+            self._file = sf.SoundFile(os.fsencode(self.tmp), "w", samplerate=rate, channels=channels,
                                       format=WRITE_FORMATS[ext], subtype=subtype)
         except (sf.SoundFileError, RuntimeError, OSError) as exc:
             self.tmp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from convsep.errors import ConvSepError
@@ -53,8 +54,22 @@ def write_problem(path: str | os.PathLike, exc: BaseException) -> str:
             return _ERRNO_WORDS[errno.ENOSPC]
     except OSError:
         pass
+    if _at_file_size_limit(path):
+        return _ERRNO_WORDS[errno.EFBIG]
     text = str(exc).strip()
     return (text.splitlines()[-1] if text else type(exc).__name__)[:200]
+
+
+def _at_file_size_limit(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has grown to the process's file-size limit (RLIMIT_FSIZE), which
+    libsndfile reports as "System error"."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return soft != resource.RLIM_INFINITY and os.path.getsize(path) >= soft - (1 << 16)
+    except (ImportError, OSError, ValueError):
+        return False
 
 
 def safe_component(name: str, what: str = "name") -> str:
@@ -72,6 +87,35 @@ def inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
     if os.path.commonpath([root_abs, path_abs]) != root_abs or path_abs == root_abs:
         raise ConvSepError(f"{path}: refusing to write outside the output folder {root}")
     return Path(path)
+
+
+def inside_real(root: str | os.PathLike, folder: str | os.PathLike) -> Path:
+    """``folder`` if it is a real folder (not a symbolic link) whose resolved path lies inside
+    ``root``'s resolved path: a link planted at ``OUTDIR/<track>`` must not send the stems
+    elsewhere."""
+    if os.path.islink(folder):
+        raise ConvSepError(f"{folder}: is a symbolic link; refusing to write through it "
+                           "(remove it or choose another output folder)")
+    root_real, folder_real = os.path.realpath(root), os.path.realpath(folder)
+    if os.path.commonpath([root_real, folder_real]) != root_real or folder_real == root_real:
+        raise ConvSepError(f"{folder}: resolves to {folder_real}, outside the output folder {root}; refusing to write there")
+    return Path(folder)
+
+
+def check_replaceable(path: str | os.PathLike) -> None:
+    """Refuses a target that exists and is neither a regular file nor a symbolic link (which
+    is replaced, not followed): a device, FIFO, socket or folder is never replaced by a file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConvSepError(describe_os_error(exc)) from None
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "not a regular file")
+        raise ConvSepError(f"{path}: is {kind}, not a regular file; refusing to replace it")
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -129,7 +173,9 @@ def remove_stale_folders(parent: str | os.PathLike, prefix: str) -> list[Path]:
 
 def commit_file(tmp: Path, target: Path, overwrite: bool) -> None:
     """Moves the finished ``tmp`` to ``target``. Without ``overwrite`` an existing target is
-    never replaced: ``os.link`` creates the name only if it does not exist (atomically)."""
+    never replaced: ``os.link`` creates the name only if it does not exist (atomically).
+    Something that is not a regular file (a device, FIFO, socket) is never replaced."""
+    check_replaceable(target)
     if overwrite:
         os.replace(tmp, target)
         return
@@ -165,7 +211,8 @@ class FolderClaim:
     def acquire(self) -> "FolderClaim":
         for attempt in range(100):
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                # O_NOFOLLOW: a lock file planted as a link must not truncate what it points to
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
             except FileNotFoundError:
                 # A run that lost the race for a folder it had also created removes it if empty.
                 if attempt < 99:
@@ -173,6 +220,9 @@ class FolderClaim:
                     continue
                 raise ConvSepError(f"{self.folder}: the output folder keeps disappearing") from None
             except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise ConvSepError(f"{self.path}: is a symbolic link; refusing to use it as the lock "
+                                       "(remove it)") from None
                 raise ConvSepError(f"{self.folder}: cannot write in this folder "
                                    f"({_ERRNO_WORDS.get(exc.errno) or exc.strerror})") from None
             try:
@@ -196,6 +246,9 @@ class FolderClaim:
             except FileNotFoundError:
                 same = False
             if same:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise ConvSepError(f"{self.path}: is not a regular file; refusing to use it as the lock")
                 break
             os.close(fd)
         else:

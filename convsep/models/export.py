@@ -32,6 +32,9 @@ from convsep.errors import ConvSepError
 from convsep.models import ConvSep, ConvSepConfig
 
 FORMATS = ("onnx", "torchscript")
+TRUST_HINT = ("a TorchScript file is a program: running it runs whatever code it holds, which can read "
+              "and write any file; run only a file you trust, with --trust-model-code "
+              "(trust_model_code=True in Python), or use an .onnx export, which holds no code")
 BACKENDS = ("torch",) + FORMATS
 SUFFIXES = {".onnx": "onnx", ".ts": "torchscript", ".torchscript": "torchscript"}
 META_KEY = "convsep"          # ONNX metadata_props key / TorchScript extra file name
@@ -161,12 +164,14 @@ def export_model(model_path: str | os.PathLike | None, output: str | os.PathLike
                  fmt: str | None = None, block_hop: int | None = None) -> Path:
     """Writes a model file (or bundled model name) as ONNX or TorchScript, atomically."""
     from convsep.io.atomic import atomic_write_bytes
+    from convsep.io.filesafety import check_replaceable
     from convsep.models.modelfile import load_model
 
     output = Path(output)
     fmt = fmt or format_of(output)
     if fmt not in FORMATS:
         raise ConvSepError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_replaceable(output)          # before the work: a device or FIFO is never replaced
     model, metadata = load_model(model_path)
     data = (export_onnx_bytes(model, metadata, block_hop) if fmt == "onnx"
             else export_torchscript_bytes(model, metadata, block_hop))
@@ -181,20 +186,100 @@ class ExportedBackend:
     """An exported model as the Separator's estimator: |STFT| frames (C, frames, bins) ->
     source magnitudes (S, C, frames, bins), float32 on the CPU."""
 
-    def __init__(self, header: dict, run):
+    def __init__(self, header: dict, run, where: str = "exported model"):
+        self.where = where
         try:
             self.config = ConvSepConfig.from_dict(header["config"])
             self.block_hop = int(header["block_hop"])
             self.crossfade = str(header["crossfade"])
             self.metadata = dict(header.get("metadata") or {})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConvSepError(f"exported model has a damaged convsep header ({exc})") from None
+        except (KeyError, TypeError, ValueError, AttributeError, ConvSepError) as exc:
+            raise ConvSepError(f"{where}: damaged convsep header ({one_line_of(exc)})") from None
+        if not 1 <= self.block_hop <= self.config.context:
+            raise ConvSepError(f"{where}: damaged convsep header (block_hop {self.block_hop} is not "
+                               f"between 1 and the context, {self.config.context})")
         self._run = run
 
     def __call__(self, magnitude: torch.Tensor) -> torch.Tensor:
-        frames = magnitude.shape[1]
+        C, frames, bins = magnitude.shape
         chunks = to_chunks(magnitude.float().cpu(), self.config.context, self.block_hop)
-        return self._run(chunks)[0, :, :, :frames]
+        try:
+            out = self._run(chunks)
+        except ConvSepError:
+            raise
+        except MemoryError:
+            raise ConvSepError(f"{self.where}: the model needs more memory than there is") from None
+        except Exception as exc:  # noqa: BLE001 - a graph that does not fit its header
+            raise ConvSepError(f"{self.where}: the exported model failed on its input; it does not match "
+                               f"its convsep header ({one_line_of(exc)})") from None
+        expected = (1, len(self.config.sources), C, chunks.shape[2] * self.block_hop, bins)
+        if not torch.is_tensor(out) or tuple(out.shape) != expected or not out.is_floating_point():
+            shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ConvSepError(f"{self.where}: the exported model's output {shape} does not match its "
+                               f"convsep header (expected {expected})")
+        if not torch.isfinite(out).all():
+            raise ConvSepError(f"{self.where}: the model gave NaN or infinite magnitudes; the file is "
+                               "damaged or came from a diverged training run")
+        return out[0, :, :, :frames]
+
+
+def one_line_of(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:120] if text else type(exc).__name__)
+
+
+def _header_json(text: str, where: str) -> dict:
+    try:
+        header = json.loads(text)
+    except ValueError as exc:
+        raise ConvSepError(f"{where}: damaged convsep header (not JSON: {one_line_of(exc)})") from None
+    if not isinstance(header, dict):
+        raise ConvSepError(f"{where}: damaged convsep header (not a JSON object)")
+    return header
+
+
+def _check_onnx_tensors(data: bytes, where: str) -> None:
+    """Refuses external data (an ONNX file may name other files to read its weights from;
+    convsep exports single files) and NaN or infinite weights, before onnxruntime sees the
+    file."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        raise ConvSepError("--backend onnx needs the onnx package (pip install onnx)") from None
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf's decode errors
+        raise ConvSepError(f"{where}: not a loadable ONNX model ({one_line_of(exc)})") from None
+
+    def tensors(nodes, initializers=(), sparse=()):
+        yield from initializers
+        for item in sparse:
+            yield item.values
+            yield item.indices
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.HasField("t"):
+                    yield attr.t
+                yield from attr.tensors
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    yield from tensors(sub.node, sub.initializer, sub.sparse_initializer)
+
+    everything = [tensors(proto.graph.node, proto.graph.initializer, proto.graph.sparse_initializer)]
+    everything += [tensors(function.node) for function in proto.functions]
+    for group in everything:
+        for tensor in group:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise ConvSepError(f"{where}: the ONNX file reads its weights from other files "
+                                   "(external data); convsep runs only single-file ONNX models")
+            try:
+                values = numpy_helper.to_array(tensor)
+            except Exception as exc:  # noqa: BLE001 - a damaged tensor
+                raise ConvSepError(f"{where}: damaged ONNX weights ({one_line_of(exc)})") from None
+            if values.dtype.kind in "fc" and not np.isfinite(values).all():
+                raise ConvSepError(f"{where}: the model's weights contain NaN or infinite values "
+                                   f"({tensor.name[:60] or 'a constant'}); the file is damaged or came "
+                                   "from a diverged training run")
 
 
 def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
@@ -216,46 +301,56 @@ def onnx_backend(source: str | os.PathLike | bytes, threads: int | None = None) 
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    ort.set_default_logger_severity(3)      # no log lines around our one-line errors
+    where = "model" if isinstance(source, bytes) else str(source)
+    data = _read_bytes(source)
+    _check_onnx_tensors(data, where)
     try:
-        session = ort.InferenceSession(_read_bytes(source), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ConvSepError(f"{'model' if isinstance(source, bytes) else source}: not a loadable ONNX "
-                           f"model ({str(exc).strip().splitlines()[0][:120]})") from None
+        raise ConvSepError(f"{where}: not a loadable ONNX model ({one_line_of(exc)})") from None
     props = session.get_modelmeta().custom_metadata_map
     if META_KEY not in props:
-        raise ConvSepError(f"{source}: an ONNX file without a convsep header (export it with convsep export)")
+        raise ConvSepError(f"{where}: an ONNX file without a convsep header (export it with convsep export)")
     name = session.get_inputs()[0].name
 
     def run(chunks: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {name: np.ascontiguousarray(chunks.numpy())})[0])
 
-    return ExportedBackend(json.loads(props[META_KEY]), run)
+    return ExportedBackend(_header_json(props[META_KEY], where), run, where)
 
 
-def torchscript_backend(source: str | os.PathLike | bytes) -> ExportedBackend:
-    """A TorchScript file (path or bytes) run by torch.jit."""
+def torchscript_backend(source: str | os.PathLike | bytes, trust_model_code: bool = False) -> ExportedBackend:
+    """A TorchScript file (path or bytes) run by torch.jit. A TorchScript file is code that
+    runs with the user's rights, so it is refused unless ``trust_model_code``."""
+    where = "model" if isinstance(source, bytes) else str(source)
+    if not trust_model_code:
+        raise ConvSepError(f"{where}: refusing to run a TorchScript model without --trust-model-code: {TRUST_HINT}")
     extra = {META_KEY: ""}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(io.BytesIO(_read_bytes(source)), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as exc:
-        raise ConvSepError(f"{source}: not a loadable TorchScript model "
-                           f"({str(exc).strip().splitlines()[0][:120]})") from None
+        raise ConvSepError(f"{where}: not a loadable TorchScript model ({one_line_of(exc)})") from None
     if not extra[META_KEY]:
-        raise ConvSepError(f"{source}: a TorchScript file without a convsep header (export it with convsep export)")
+        raise ConvSepError(f"{where}: a TorchScript file without a convsep header (export it with convsep export)")
+    from convsep.models.modelfile import check_weights
+
+    check_weights(dict(module.state_dict()), where)
 
     def run(chunks: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return module(chunks)
 
-    return ExportedBackend(json.loads(extra[META_KEY]), run)
+    return ExportedBackend(_header_json(extra[META_KEY], where), run, where)
 
 
 def load_backend(backend: str, model: str | os.PathLike | None = None,
-                 threads: int | None = None) -> ExportedBackend:
+                 threads: int | None = None, trust_model_code: bool = False) -> ExportedBackend:
     """The named backend for ``model``: an exported file of that format, or a model file
-    (or bundled model name) exported in memory first."""
+    (or bundled model name) exported in memory first. A TorchScript file runs only with
+    ``trust_model_code`` (it is code); one exported here from a checked model file is ours."""
     if backend not in FORMATS:
         raise ConvSepError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     path = Path(model) if model is not None else None
@@ -271,7 +366,8 @@ def load_backend(backend: str, model: str | os.PathLike | None = None,
         loaded, metadata = load_model(model)
         source = (export_onnx_bytes(loaded, metadata) if backend == "onnx"
                   else export_torchscript_bytes(loaded, metadata))
-    return onnx_backend(source, threads) if backend == "onnx" else torchscript_backend(source)
+        trust_model_code = True      # exported just now from a checked model file
+    return onnx_backend(source, threads) if backend == "onnx" else torchscript_backend(source, trust_model_code)
 
 
 def mask_difference(model: ConvSep, backend: ExportedBackend, mixture: torch.Tensor) -> float:
@@ -291,15 +387,15 @@ def mask_difference(model: ConvSep, backend: ExportedBackend, mixture: torch.Ten
 
 
 def check_parity(model_path: str | os.PathLike | None, exported: str | os.PathLike,
-                 fmt: str | None = None, seconds: float = 10.0) -> float:
+                 fmt: str | None = None, seconds: float = 10.0, trust_model_code: bool = False) -> float:
     """Max |mask difference| of an exported file against its model file on the first
-    ``seconds`` of the bundled demo song."""
+    ``seconds`` of the bundled demo song (a TorchScript file only with ``trust_model_code``)."""
     from convsep.models.modelfile import load_model
     from convsep.models.registry import load_demo
 
     model, _ = load_model(model_path)
     fmt = fmt or format_of(exported)
-    backend = onnx_backend(exported) if fmt == "onnx" else torchscript_backend(exported)
+    backend = onnx_backend(exported) if fmt == "onnx" else torchscript_backend(exported, trust_model_code)
     _, references = load_demo()
     mixture = references.sum(0)[:, :int(seconds * 44100)]
     return mask_difference(model, backend, mixture)

@@ -36,17 +36,31 @@ def is_bundled(name: str) -> bool:
     return (PRETRAINED_DIR / f"{name}.pt").exists()
 
 
+MODEL_SUFFIXES = (".pt", ".onnx", ".ts", ".torchscript")
+
+
+def looks_like_path(name: str | os.PathLike) -> bool:
+    """A path object, or text with a folder separator or a model file suffix (``./default``,
+    ``runs/x/best.pt``, ``x.onnx``); anything else may be a bundled model's name."""
+    if not isinstance(name, str):
+        return True
+    return "/" in name or os.sep in name or Path(name).suffix.lower() in MODEL_SUFFIXES
+
+
 def resolve_model_path(name_or_path: str | os.PathLike | None) -> Path:
-    """A path, or the name of a model bundled in convsep/pretrained (None: the default)."""
+    """A path, or the name of a model bundled in convsep/pretrained (None: the default).
+    A bundled name wins over a file or folder of that name in the current folder unless the
+    argument looks like a path: ``./default`` names a local file called ``default``."""
     if name_or_path is None:
         name_or_path = DEFAULT_MODEL
+    text = os.fspath(name_or_path)
+    bundled = PRETRAINED_DIR / f"{text}.pt"
+    if text and not looks_like_path(name_or_path) and bundled.exists():
+        return bundled
     path = Path(name_or_path)
     if path.exists():
         return path
-    bundled = PRETRAINED_DIR / f"{name_or_path}.pt"
-    if str(name_or_path) and "/" not in str(name_or_path) and bundled.exists():
-        return bundled
-    if str(name_or_path) == DEFAULT_MODEL:
+    if text == DEFAULT_MODEL:
         raise ConvSepError("no default model is bundled with this installation; pass -m MODEL.pt")
     bundled_names = list_models()
     hint = f" (bundled models: {', '.join(bundled_names)})" if bundled_names else ""

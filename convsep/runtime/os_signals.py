@@ -2,7 +2,12 @@
 ``except BaseException`` / ``finally`` that removes temporaries runs."""
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
 import signal
+import sys
+import threading
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -39,3 +44,33 @@ def stop_on_signals() -> None:
                 signal.signal(sig, _raise_terminated)
     except ValueError:  # not the main thread of the main interpreter
         pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_parent() -> None:
+    """In a worker process: stop (SIGTERM, so its temporaries are removed) when the parent
+    dies, however it dies (``kill -9`` included), instead of finishing and idling as an
+    orphan. Linux: the kernel's parent-death signal; everywhere: a thread watching the
+    parent's sentinel pipe, which closes when the parent is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    sentinel = getattr(parent, "sentinel", None)
+    if sentinel is not None:
+        def watch() -> None:
+            from multiprocessing.connection import wait
+
+            wait([sentinel])
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="convsep-parent-watch", daemon=True).start()
+    if parent.pid is not None and os.getppid() != parent.pid:   # it died before we watched
+        os.kill(os.getpid(), signal.SIGTERM)

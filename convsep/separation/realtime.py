@@ -30,6 +30,7 @@ on how the input is chunked (the same frames are computed in the same order eith
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Iterable, Iterator, Sequence
 
@@ -40,6 +41,7 @@ from convsep.constants import SAMPLE_RATE
 from convsep.dsp.masks import masked_mixtures
 from convsep.dsp.spectral import STFT
 from convsep.errors import ConvSepError
+from convsep.io.inputs import as_waveform
 from convsep.models import ConvSep
 from convsep.models.modelfile import load_model
 from convsep.models.registry import REALTIME_MODEL, is_bundled
@@ -47,6 +49,13 @@ from convsep.runtime.device import resolve_device
 from convsep.separation.stems import Output, plan_outputs
 
 DEFAULT_LOOKAHEAD = 1
+
+
+def _whole_frames(value: object) -> int:
+    """``value`` as an int if it is a whole number (2 and 2.0; not 1.5, True or "2")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ConvSepError(f"lookahead must be a whole number of frames, got {value!r}")
+    return int(float(value))
 
 
 def latency_samples(n_fft: int, hop: int, lookahead: int) -> int:
@@ -65,7 +74,7 @@ class RealtimeSeparator:
                  device: str | torch.device | None = "cpu",
                  outputs: Sequence[Output] | None = None, metadata: dict | None = None):
         cfg = model.config
-        lookahead = int(lookahead)
+        lookahead = _whole_frames(lookahead)
         if not 0 <= lookahead <= cfg.context - 1:
             raise ConvSepError(f"lookahead must be between 0 and {cfg.context - 1} frames "
                                f"(the model's context is {cfg.context}), got {lookahead}")
@@ -154,14 +163,11 @@ class RealtimeSeparator:
 
     # -- processing -------------------------------------------------------------------
     def process(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """(channels, n) float32 at 44.1 kHz -> (outputs, channels, n) float32 on the CPU,
-        each stem delayed by ``latency_samples``. Any n >= 0."""
-        audio = chunk.detach().cpu().numpy() if torch.is_tensor(chunk) else np.asarray(chunk)
-        if audio.ndim != 2 or audio.shape[0] != self.channels:
-            raise ConvSepError(f"expected a chunk of shape ({self.channels}, n), got {tuple(audio.shape)}")
-        audio = audio.astype(np.float32, copy=False)
-        if not np.isfinite(audio).all():
-            raise ConvSepError("the input chunk contains NaN or infinite samples")
+        """(channels, n) at 44.1 kHz -> (outputs, channels, n) float32 on the CPU, each stem
+        delayed by ``latency_samples``. Any n >= 0. Samples as ``Separator`` takes them
+        (convsep.io.inputs): float in [-1, 1], int8/16/32 PCM scaled by its full range; int64,
+        bool, complex and NaN/Inf are refused."""
+        audio = as_waveform(chunk, "chunk", self.channels)
         n = audio.shape[1]
         out = np.empty((len(self.outputs), self.channels, n), np.float32)
         done = 0

@@ -20,6 +20,7 @@ import soxr
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import MAX_RATE, MIN_RATE, AtomicAudioWriter, AudioReader, adapt_channels, probe
+from convsep.io.filesafety import FolderClaim, inside, inside_real, remove_stale_temporaries, safe_component
 from convsep.separation.live import LiveSeparation
 from convsep.separation.realtime import RealtimeSeparator
 
@@ -155,21 +156,34 @@ def separate_stream(separator: RealtimeSeparator, chunks: Iterable[np.ndarray], 
 
 
 def stream_to_files(separator: RealtimeSeparator, chunks: Iterable[np.ndarray], rate: int, channels: int,
-                    folder: Path, ext: str = "wav", bits: str = "16", overwrite: bool = False) -> StreamResult:
-    """Writes ``folder/<stem>.<ext>`` aligned with the input (same rate and length); files
-    appear only when complete."""
+                    outdir: Path, track: str, ext: str = "wav", bits: str = "16",
+                    overwrite: bool = False) -> StreamResult:
+    """Writes ``outdir/<track>/<stem>.<ext>`` aligned with the input (same rate and length);
+    files appear only when complete. As ``separate_file``: the track name is one file name,
+    the folder is claimed for the run, and without ``overwrite`` nothing existing is replaced."""
     started = time.perf_counter()
-    targets = {name: folder / f"{name}.{ext}" for name in separator.output_names}
+    outdir = Path(outdir)
+    folder = outdir / safe_component(track, "track name")
+    targets = {name: inside(outdir, folder / f"{safe_component(name, 'stem name')}.{ext}")
+               for name in separator.output_names}
     existing = [str(t) for t in targets.values() if t.exists()]
     if existing and not overwrite:
         raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
-    created = not folder.exists()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]   # removed again on failure
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConvSepError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
     writers: dict[str, AtomicAudioWriter] = {}
+    committed: list[Path] = []
+    claim = FolderClaim(folder)
     try:
+        inside_real(outdir, folder)
+        claim.acquire()
+        remove_stale_temporaries(folder)
+        existing = [str(t) for t in targets.values() if t.exists()]   # again, now that the folder is ours
+        if existing and not overwrite:
+            raise ConvSepError(f"{existing[0]} exists; pass --overwrite to replace it")
         for name, target in targets.items():
             writers[name] = AtomicAudioWriter(target, rate, separator.channels, ext, bits)
         stems, length = separate_stream(separator, chunks, rate, channels)
@@ -179,16 +193,22 @@ def stream_to_files(separator: RealtimeSeparator, chunks: Iterable[np.ndarray], 
         if length() == 0:
             raise ConvSepError("the input has no samples")
         for writer in writers.values():
-            writer.commit()
+            writer.commit(overwrite)
+            committed.append(writer.path)
     except BaseException:
         for writer in writers.values():
             writer.discard()
-        if created:
+        if not overwrite:   # files this run created: nothing existed under these names
+            for done in committed:
+                done.unlink(missing_ok=True)
+        claim.release()
+        for made in created:                  # innermost first; only if still empty
             try:
-                folder.rmdir()
+                made.rmdir()
             except OSError:
-                pass
+                break
         raise
+    claim.release()
     return StreamResult(length(), rate, time.perf_counter() - started, targets,
                         {name: w.clipped for name, w in writers.items()})
 

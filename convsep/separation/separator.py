@@ -108,14 +108,15 @@ class Separator:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, device: str | torch.device | None = "cpu",
-             backend: str | None = None, **kwargs) -> "Separator":
+             backend: str | None = None, trust_model_code: bool = False, **kwargs) -> "Separator":
         """From a model file, or the name of a bundled model (None: the default model).
         ``backend`` "onnx" or "torchscript" runs an exported file (a model file is exported
-        in memory first); None or "torch" runs the model in PyTorch."""
+        in memory first); None or "torch" runs the model in PyTorch. A TorchScript file is
+        code that runs with your rights: it is refused unless ``trust_model_code``."""
         if backend not in (None, "torch"):
             from convsep.models.export import load_backend
 
-            exported = load_backend(backend, path)
+            exported = load_backend(backend, path, trust_model_code=trust_model_code)
             return cls(None, device=device, metadata=exported.metadata, backend=exported, **kwargs)
         model, metadata = load_model(path)
         return cls(model, device=device, metadata=metadata, **kwargs)

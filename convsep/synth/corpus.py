@@ -23,7 +23,7 @@ import soundfile as sf
 
 from convsep.constants import SAMPLE_RATE, SOURCES
 from convsep.errors import ConvSepError
-from convsep.io.filesafety import remove_stale_folders
+from convsep.io.filesafety import remove_stale_folders, write_problem
 from convsep.synth import mix, voice
 from convsep.synth.arrange import Part, arrange
 from convsep.synth.mix import REVERB_SEND, RT60, STEM_LEVEL
@@ -32,6 +32,7 @@ from convsep.synth.render import DEFAULT_SOUNDFONT, check_soundfont, render_part
 
 STEM_ORDER = ("mixture", "drums", "bass", "other", "vocals")  # MUSDB18 stream order
 SUBSET_IDS = {"train": 0, "test": 1}
+MIN_SECONDS = 1.0
 PRESETS = {"tiny": {"tracks_train": 3, "tracks_test": 2, "seconds": 4.0}}
 MAX_TRACKS = 100_000     # per subset: a bound on memory and time for a mistyped size
 # The names musdb's bundled configuration lists as the validation split of MUSDB18's train
@@ -152,7 +153,11 @@ def write_track(folder: Path, name: str, audio: dict[str, np.ndarray], fmt: str)
         d = folder / name
         d.mkdir(parents=True)
         for stem, x in audio.items():
-            sf.write(d / f"{stem}.wav", x.T, SAMPLE_RATE, subtype="PCM_16")
+            path = d / f"{stem}.wav"
+            try:
+                sf.write(path, x.T, SAMPLE_RATE, subtype="PCM_16")
+            except (sf.SoundFileError, RuntimeError, OSError) as exc:   # a full disk: "System error"
+                raise ConvSepError(f"{path}: cannot write ({write_problem(path, exc)})") from None
         return
     import stempeg
 
@@ -197,8 +202,8 @@ def check_arguments(out: Path, tracks_train: int, tracks_test: int, seconds: flo
     if max(tracks_train, tracks_test) > MAX_TRACKS:
         raise ConvSepError(f"at most {MAX_TRACKS} train and {MAX_TRACKS} test tracks per corpus "
                            f"(got {tracks_train} and {tracks_test})")
-    if not seconds > 0 or seconds > 3600:
-        raise ConvSepError(f"--seconds must be in (0, 3600], got {seconds}")
+    if not MIN_SECONDS <= seconds <= 3600:     # shorter songs have no room for their parts
+        raise ConvSepError(f"--seconds must be from {MIN_SECONDS:g} to 3600, got {seconds}")
     if fmt not in ("wav", "stems"):
         raise ConvSepError(f"--format must be wav or stems, got {fmt!r}")
     if jobs < 1:

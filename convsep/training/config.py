@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass, field
 
 from convsep.data.augment import AugmentConfig
@@ -59,6 +60,10 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         problems = []
+        for f in dataclasses.fields(self):     # NaN passes every comparison below unnoticed
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{f.name} must be a finite number, got {value}")
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {', '.join(LOSSES)}")
         if self.optimiser not in OPTIMISERS:

@@ -21,12 +21,15 @@ recording whose drums, bass and other are not known separately).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Sequence
 
 import torch
 
 from convsep.dsp.spectral import STFT
+from convsep.errors import ConvSepError
 from convsep.models import ConvSep
+from convsep.runtime.device import cpu_has_native_bf16
 from convsep.training.fused import decoder_mask_mse
 from convsep.training.losses import compute_loss, frequency_weights, masked_estimates
 
@@ -90,13 +93,18 @@ class LossComputer:
         self.loss = loss
         self.weights = frequency_weights(cfg.bins, device=device) if weighted else None
         if lookahead is not None and not 0 <= lookahead < cfg.context:
-            raise ValueError(f"lookahead must be in [0, {cfg.context - 1}], got {lookahead}")
+            raise ConvSepError(f"--lookahead must be from 0 to {cfg.context - 1} (the model's context - 1), "
+                               f"got {lookahead}")
         self.lookahead = lookahead
         self.fused = fused and loss in FUSED_LOSSES and cfg.mask_power == 1.0
         self.micro_batch = micro_batch
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.bf16 = precision == "bf16"
+        if self.bf16 and torch.device(device or "cpu").type == "cpu" and not cpu_has_native_bf16():
+            warnings.warn("--precision bf16: this CPU has no native bfloat16 (AVX-512-BF16 or AMX), where bf16 "
+                          "runs about 25x slower than float32; training in fp32 instead", stacklevel=2)
+            self.bf16 = False
 
     def _autocast(self, device: torch.device):
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)

@@ -61,32 +61,42 @@ class Trainer:
             keep_freed_memory()
         self.progress = progress and self.ctx.is_main
         self.outdir = Path(config.outdir)
+        self._created: list[Path] = []
         self._check_outdir(resume, overwrite)
-        torch.manual_seed(config.seed)
-        self.model = ConvSep(preset(config.model, **config.model_overrides)).to(self.device)
-        self.model_config = self.model.config
-        if config.init and not resume:
-            self._initialise(config.init)
-        self.net = self.model
-        if self.ctx.distributed:
-            self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
-        self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device,
-                                    lookahead=config.lookahead, micro_batch=config.micro_batch,
-                                    precision=config.precision)
-        self.optimiser = _optimiser(config, self.model.parameters())
-        self.scheduler = _scheduler(config, self.optimiser)
-        self.cache = self._open_data()
-        generator = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + self.ctx.rank)
-        self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train"),
-                                      excerpt_samples(self.model_config, config.blocks_per_excerpt),
-                                      config.batch_size, AugmentConfig.from_dict(config.augment), generator)
-        self.valid = self._validation_tracks() if self.ctx.is_main else []
-        self.karaoke = self._karaoke_bank("train") if config.mir1k else None
-        self.real_valid = self._real_validation() if config.mir1k and self.ctx.is_main else []
-        self.step, self.history, self.best = 0, [], {"sdr": -math.inf, "epoch": None}
-        if resume:
-            self._restore(load_checkpoint(self.outdir / LAST))
+        try:
+            torch.manual_seed(config.seed)
+            self.model = ConvSep(preset(config.model, **config.model_overrides)).to(self.device)
+            self.model_config = self.model.config
+            if config.init and not resume:
+                self._initialise(config.init)
+            self.net = self.model
+            if self.ctx.distributed:
+                self.net = torch.nn.parallel.DistributedDataParallel(
+                    self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
+            self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device,
+                                        lookahead=config.lookahead, micro_batch=config.micro_batch,
+                                        precision=config.precision)
+            self.optimiser = _optimiser(config, self.model.parameters())
+            self.scheduler = _scheduler(config, self.optimiser)
+            self.cache = self._open_data()
+            generator = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + self.ctx.rank)
+            self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train"),
+                                          excerpt_samples(self.model_config, config.blocks_per_excerpt),
+                                          config.batch_size, AugmentConfig.from_dict(config.augment), generator)
+            self.valid = self._validation_tracks() if self.ctx.is_main else []
+            self.karaoke = self._karaoke_bank("train") if config.mir1k else None
+            self.real_valid = self._real_validation() if config.mir1k and self.ctx.is_main else []
+            self.step, self.history, self.best = 0, [], {"sdr": -math.inf, "epoch": None}
+            if resume:
+                self._restore(load_checkpoint(self.outdir / LAST))
+        except BaseException:
+            # a run that fails while setting up leaves no empty run folder behind
+            for made in self._created:                  # innermost first; only if empty
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+            raise
 
     # -- set-up -----------------------------------------------------------------------
     def _check_outdir(self, resume: bool, overwrite: bool) -> None:
@@ -99,6 +109,7 @@ class Trainer:
             raise ConvSepError(f"{self.outdir} holds a run; pass --resume to continue it or --overwrite to start over")
         if self.ctx.is_main:
             try:
+                self._created = [p for p in (self.outdir, *self.outdir.parents) if not p.exists()]
                 self.outdir.mkdir(parents=True, exist_ok=True)
                 if overwrite:
                     for name in (BEST, LAST, HISTORY):

@@ -38,3 +38,19 @@ def test_entry_point_prints_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["separate", "--jobs", "x", "a.wav"], "convsep separate: error: argument --jobs/-j: invalid int value: 'x'"),
+    (["separate", "--bogus", "a.wav"], "convsep separate: error: unrecognized arguments: --bogus"),
+    (["separate"], "convsep separate: error: the following arguments are required: IN"),
+    (["info", "--nope"], "convsep info: error: unrecognized arguments: --nope"),
+])
+def test_argument_errors_are_one_line_naming_the_command(capsys, argv, expected):
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(expected) and len(err.strip().splitlines()) == 1, err
+    assert "usage:" not in err

@@ -74,3 +74,68 @@ def test_live_audio_without_a_sound_device_says_so(capsys):
         last = err.strip().splitlines()[-1]
         assert code == 2 and last.startswith("convsep stream: error: ") and "Traceback" not in err
         assert "PortAudio" in last or "sounddevice" in last or "no sound" in last
+
+
+@pytest.mark.parametrize("name", ["../escape", "ABSOLUTE", ".", "", "..", "a/b"])
+def test_track_names_that_leave_the_output_folder_are_refused(tmp_path, capsys, name):
+    name = str(tmp_path / "elsewhere") if name == "ABSOLUTE" else name
+    sf.write(tmp_path / "song.wav", _audio(4410).T, 44100)
+    assert main(["stream", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), "--name", name]) == 2
+    assert "--name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+
+
+def test_a_file_named_dots_does_not_write_next_to_the_output_folder(tmp_path, capsys):
+    sf.write(tmp_path / "...wav", _audio(4410).T, 44100, format="WAV")
+    assert main(["stream", str(tmp_path / "...wav"), "-o", str(tmp_path / "out")]) == 2
+    assert "track name '..'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["...wav"]
+
+
+def test_the_api_refuses_such_names_too(tmp_path):
+    from convsep.errors import ConvSepError
+    from convsep.separation.realtime import RealtimeSeparator
+    from convsep.separation.realtime_io import stream_to_files
+
+    separator = RealtimeSeparator.load(None, lookahead=0)
+    for name in ("..", "../x", ""):
+        with pytest.raises(ConvSepError, match="track name"):
+            stream_to_files(separator, iter([_audio(4410)]), 44100, 2, tmp_path / "out", name)
+    assert not (tmp_path / "out").exists()
+
+
+def test_stream_claims_its_track_folder(tmp_path):
+    """A second writer of the same track folder (here: a process holding its claim) stops
+    stream at once, as it stops separate; nothing of the other's is replaced."""
+    sf.write(tmp_path / "song.wav", _audio(44100).T, 44100)
+    folder = tmp_path / "out" / "song"
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys; fd = os.open(os.path.join(sys.argv[1], '.convsep.lock'), os.O_RDWR | os.O_CREAT);"
+        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, str(os.getpid()).encode()); print('held', flush=True);"
+        "sys.stdin.read()"), str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = _cli([str(tmp_path / "song.wav"), "-o", str(tmp_path / "out")])
+    finally:
+        holder.communicate("")
+    assert run.returncode == 2 and f"pid {holder.pid}".encode() in run.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".convsep.lock"]
+
+
+def test_sigterm_leaves_no_output_folder_behind(tmp_path):
+    import os
+    import signal
+    import time
+
+    sf.write(tmp_path / "long.wav", _audio(44100 * 120).T, 44100)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "convsep", "stream", str(tmp_path / "long.wav"), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not list(out.rglob(".*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not out.exists()

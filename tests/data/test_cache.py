@@ -162,3 +162,15 @@ def test_cli_prepare_end_to_end(hq_dataset, tmp_path, capsys):
     assert main(["prepare", str(hq_dataset), str(tmp_path / "c4"), "--layout", "folder", "-q"]) == 2
     assert "no source file" in capsys.readouterr().err
     assert not (tmp_path / "c2").exists() and not (tmp_path / "c4").exists()
+
+
+def test_prepare_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_hq_dataset):
+    root = tmp_path / "hq"
+    make_hq_dataset(root, {("train", "A"): 1.0})
+    bad = root / "train" / "A" / "bass.wav"
+    audio, rate = sf.read(bad, dtype="float32")
+    audio[100, 0] = np.nan
+    sf.write(bad, audio, rate, subtype="FLOAT")
+    code = main(["prepare", str(root), str(tmp_path / "cache"), "--is-wav", "-q"])
+    one_line_error(code, capsys.readouterr().err, f"{bad}: contains NaN or infinite samples")
+    assert not (tmp_path / "cache").exists()

@@ -121,24 +121,54 @@ def test_resume_skips_finished_tracks(evaluated, tmp_path, dataset, model_file):
     assert (outdir / "mixture" / "test" / "Beta - Two.json").read_text() == before
 
 
+def _poison(path: Path) -> None:
+    """A NaN sample: the track lists fine and fails when it is read."""
+    import numpy as np
+    import soundfile as sf
+
+    audio, rate = sf.read(path, dtype="float32")
+    audio[10] = np.nan
+    sf.write(path, audio, rate, subtype="FLOAT")
+
+
 def test_failing_track_is_reported_and_others_continue(tmp_path, make_stems_folder, capsys):
     root = tmp_path / "stems"
-    make_stems_folder(root, {"full": SOURCES, "partial": ("vocals", "bass")}, seconds=1.0)
+    make_stems_folder(root, {"full": SOURCES, "broken": SOURCES}, seconds=1.0)
+    _poison(root / "broken" / "drums.wav")
     outdir = tmp_path / "out"
     rc = main(["evaluate", "--root", str(root), "--oracle", "mixture",
                "-o", str(outdir), "--jobs", "2", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2   # some tracks failed: exit 2, like any user-facing error
     failed = [line for line in err.splitlines() if "error:" in line]
-    assert len(failed) == 1 and "partial" in failed[0] and "silent" in failed[0]
+    assert len(failed) == 1 and "broken" in failed[0] and "NaN" in failed[0]
     assert (outdir / "mixture" / "test" / "full.json").is_file()
-    assert not (outdir / "mixture" / "test" / "partial.json").exists()
+    assert not (outdir / "mixture" / "test" / "broken.json").exists()
     assert (outdir / "report.md").is_file()
+
+
+def test_a_source_silent_over_a_track_is_undefined_and_the_others_are_scored(tmp_path, make_stems_folder, capsys):
+    """BSSEval is undefined for a silent reference (museval: NaN); it used to fail the track."""
+    import json
+    import math
+
+    root = tmp_path / "stems"
+    make_stems_folder(root, {"partial": ("vocals", "bass", "drums")}, seconds=2.0)
+    outdir = tmp_path / "out"
+    with pytest.warns(UserWarning, match="other silent over the whole track"):
+        rc = main(["evaluate", "--root", str(root), "--oracle", "irm1", "-o", str(outdir), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((outdir / "oracle-irm1" / "test" / "partial.json").read_text())
+    sdr = {t["name"]: [f["metrics"]["SDR"] for f in t["frames"]] for t in data["targets"]}
+    assert all(math.isnan(v) for v in sdr["other"]) and math.isnan(data["global_sdr"]["other"])
+    assert all(math.isfinite(v) for name in ("vocals", "bass", "drums") for v in sdr[name])
 
 
 def test_every_track_failing_still_reports_each(tmp_path, make_stems_folder, capsys):
     root = tmp_path / "stems"
-    make_stems_folder(root, {"x": ("vocals",), "y": ("bass",)}, seconds=0.5)
+    make_stems_folder(root, {"x": SOURCES, "y": SOURCES}, seconds=0.5)
+    for track in ("x", "y"):
+        _poison(root / track / "bass.wav")
     rc = main(["evaluate", "--root", str(root), "--oracle", "irm1", "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2   # some tracks failed: exit 2, like any user-facing error
@@ -200,3 +230,15 @@ def test_report_of_missing_folder_fails_cleanly(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no results" in capsys.readouterr().err
+
+
+def test_model_file_named_dots_is_refused_not_written_beside_outdir(tmp_path, dataset, capsys):
+    import shutil
+
+    from convsep.models.registry import PRETRAINED_DIR
+
+    shutil.copy(PRETRAINED_DIR / "synthetic.pt", tmp_path / "...pt")
+    rc = main(["evaluate", "--root", str(dataset), "--is-wav", "-m", str(tmp_path / "...pt"),
+               "-o", str(tmp_path / "out")])
+    assert rc == 2 and "method name '..'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["...pt"]

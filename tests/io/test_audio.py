@@ -35,6 +35,8 @@ def _cut(path, fraction=0.5):
 @pytest.mark.parametrize("ext,extra,pattern", [
     ("mp3", (), "6.0 s declared, 3.0 s decoded"), ("ogg", (), "Ogg stream stops"), ("flac", (), "corrupt or truncated"),
     ("m4a", ("-c:a", "aac", "-movflags", "+faststart"), "decoder errors"),     # decoded by ffmpeg
+    ("opus", ("-c:a", "libopus", "-ar", "48000"), "Ogg stream stops"), ("wav", (), "truncated WAV file"),
+    ("mp3", ("-write_xing", "0"), "the last MPEG frame is cut off"),           # CBR, no length declared
 ])
 def test_truncated_compressed_file_is_refused(tmp_path, capsys, model_file, ext, extra, pattern):
     cut = _cut(_encode(tmp_path, ext, *extra))
@@ -104,3 +106,49 @@ def test_cli_16_bit_stems_are_the_float_stems_rounded(tmp_path, capsys, model_fi
     error = np.stack(errors)
     assert np.abs(error).max() <= 0.5 + 1e-3
     assert abs(error.mean()) < 0.02, "16-bit stems are biased (rounded down instead of to nearest)"
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("ext", ["wav", "flac"])
+def test_allow_truncated_also_takes_wav_and_flac(tmp_path, capsys, model_file, ext):
+    """The README promises --allow-truncated for every format; a cut WAV or FLAC was still refused."""
+    cut = _cut(_encode(tmp_path, ext))
+    with pytest.warns(UserWarning, match="TRUNCATED OR DAMAGED"):
+        code = main(["separate", str(cut), "-m", str(model_file), "-o", str(tmp_path / "out"), "--allow-truncated"])
+    assert code == 0, capsys.readouterr().err
+    assert 2.0 < sf.info(str(tmp_path / "out" / "cut" / "vocals.wav")).duration < 3.5
+
+
+def test_file_names_that_are_not_utf8_are_read_and_written(tmp_path):
+    """A byte such as 0xff in a file name (surrogate-escaped in Python) used to fail inside
+    soundfile with UnicodeEncodeError (exit 1)."""
+    import os
+
+    import numpy as np
+
+    from convsep.io.audio import probe, read_audio, write_audio
+
+    folder = os.fsdecode(os.fsencode(str(tmp_path)) + b"/odd\xff")
+    os.mkdir(folder)
+    path = os.path.join(folder, os.fsdecode(b"song\xff.wav"))
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, 4410))).astype(np.float32)
+    write_audio(path, audio, 44100, bits="32f")
+    assert os.fsencode(path) in [os.path.join(os.fsencode(folder), n) for n in os.listdir(os.fsencode(folder))]
+    assert probe(path).rate == 44100
+    np.testing.assert_allclose(read_audio(path, 44100, 2), audio, atol=1e-6)
+
+
+@needs_ffmpeg
+def test_mp3_decoder_notes_do_not_surround_the_error(tmp_path, model_file):
+    """mpg123 (inside libsndfile) writes "Xing stream size off ..." to file descriptor 2:
+    the error is still the only line."""
+    import os
+    import sys
+
+    cut = _cut(_encode(tmp_path, "mp3"))
+    proc = subprocess.run([sys.executable, "-m", "convsep", "separate", str(cut), "-m", str(model_file),
+                           "-o", str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if "error:" in line]
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -209,4 +209,47 @@ def test_file_size_limit_during_separate(tmp_path, model_file):
                           env=CHILD_ENV, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "cannot write" in proc.stderr, proc.stderr
+    assert "file too large for this file system or limit" in proc.stderr and "System error" not in proc.stderr
     assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == []
+
+
+# -- links and special files -----------------------------------------------------------------
+def test_track_folder_that_is_a_link_to_elsewhere_is_refused(tmp_path, capsys):
+    song = write_song(tmp_path / "song.wav", 0.5)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "song").symlink_to(elsewhere)
+    assert main(["separate", str(song), "-o", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_lock_file_that_is_a_link_is_refused_and_its_target_kept(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "out" / "song"
+    folder.mkdir(parents=True)
+    (folder / ".convsep.lock").symlink_to(victim)
+    with pytest.raises(ConvSepError, match="symbolic link"):
+        FolderClaim(folder).acquire()
+    assert victim.read_text() == "precious"
+
+
+def test_special_files_are_never_replaced(tmp_path, capsys):
+    from convsep.io.atomic import atomic_write_bytes, atomic_write_text
+
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    tmp = tmp_path / ".x.tmp"
+    tmp.write_bytes(b"data")
+    for overwrite in (True, False):
+        with pytest.raises(ConvSepError, match="FIFO"):
+            commit_file(tmp, fifo, overwrite)
+    with pytest.raises(ConvSepError, match="FIFO"):
+        atomic_write_bytes(fifo, b"data")
+    with pytest.raises(ConvSepError, match="FIFO"):
+        atomic_write_text(fifo, "data")
+    assert main(["export", "-o", str(fifo), "--no-check"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == [".x.tmp", "model.onnx"]

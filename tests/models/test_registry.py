@@ -1,4 +1,6 @@
 """convsep.models.registry: the bundled models and the demo's assets."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -40,3 +42,22 @@ def test_the_demo_assets_are_the_four_sources():
     assert references.shape[:2] == (len(SOURCES), 2) and references.dtype == torch.float32
     assert {"track", "seconds"} <= set(meta)
     assert sorted(p.stem for p in DEMO_DIR.glob("*.flac")) == sorted(SOURCES)
+
+
+def test_a_bundled_name_wins_over_a_local_file_unless_the_argument_looks_like_a_path(tmp_path, monkeypatch):
+    """A folder `default` or a file `synthetic` in the current folder must not shadow the
+    bundled models (`separate` without -m failed with "default: is a folder")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").mkdir()
+    (tmp_path / "synthetic").write_bytes(b"not a model")
+    assert resolve_model_path(None) == PRETRAINED_DIR / "default.pt"
+    assert resolve_model_path("default") == PRETRAINED_DIR / "default.pt"
+    assert resolve_model_path("synthetic") == PRETRAINED_DIR / "synthetic.pt"
+    assert load_model(None)[0] is not None
+    # a path: ./name, a separator, a model suffix or a Path object
+    assert resolve_model_path("./synthetic") == Path("./synthetic")
+    assert resolve_model_path(Path("synthetic")) == Path("synthetic")
+    (tmp_path / "mine.pt").write_bytes(b"x")
+    assert resolve_model_path("mine.pt") == Path("mine.pt")
+    with pytest.raises(ConvSepError, match="no such model file"):
+        resolve_model_path("default.pt")

@@ -68,6 +68,7 @@ def test_signal_mid_separation_leaves_no_temporary(tmp_path, slow_model_file, si
     assert proc.returncode == 128 + sig, err
     assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
     assert leftovers(out) == [] and not list(out.rglob("*.wav"))
+    assert not out.exists()                 # the run created OUTDIR: it removes it again
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
@@ -95,3 +96,65 @@ def test_signal_during_a_command_runs_its_cleanup(tmp_path, capsys, sig):
         assert signal.getsignal(sig) == before
     finally:
         signal.signal(sig, inherited)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def _processes_writing(out: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and str(out).encode() in Path(f"/proc/{entry}/cmdline").read_bytes() and _running(int(entry)):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_stop_when_their_parent_is_killed(tmp_path, slow_model_file):
+    """kill -9 of `separate --jobs 2`: the workers stop too (removing their temporaries)
+    instead of finishing, committing stems after the kill and idling as orphans."""
+    songs = [write_song(tmp_path / "in" / f"long{i}.wav", 30.0, seed=i) for i in range(2)]
+    out = tmp_path / "out"
+    proc = convsep_process("separate", *songs, "-m", slow_model_file, "-o", out, "--jobs", 2,
+                           "--threads", "1", "--no-progress")
+    deadline = time.monotonic() + 120
+    while len(list(out.rglob(".*.tmp"))) < 8 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    workers = _children(proc.pid)
+    try:
+        assert len(workers) >= 2
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w for w in workers if _running(w)] == []
+    finally:                                  # never leave this test's processes behind
+        proc.kill()
+        for pid in _processes_writing(out):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert not list(out.rglob("*.wav")) and not list(out.rglob(".*.tmp"))

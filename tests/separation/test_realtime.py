@@ -123,3 +123,22 @@ def test_loads_the_bundled_default_model():
     assert rt.output_names == ["vocals", "drums", "bass", "other"]
     out = rt.process(_signal(2048))
     assert out.shape == (4, 2, 2048)
+
+
+def test_process_takes_chunks_as_separator_does():
+    """int16 PCM is scaled (not fed as +-32767 floats), int64/bool/complex are refused, and a
+    fractional lookahead is not silently truncated."""
+    rt = RealtimeSeparator(_model(), lookahead=0)
+    x = _signal(4096)
+    as_float = rt.process(x)
+    rt.reset()
+    as_int16 = rt.process(np.round(x * 32768).clip(-32768, 32767).astype(np.int16))
+    assert (as_int16 - as_float).abs().max() < 1e-3
+    for bad in (x.astype(np.int64), x > 0, x.astype(np.complex64)):
+        with pytest.raises(ConvSepError, match="samples"):
+            rt.process(bad)
+    with pytest.raises(ConvSepError, match="whole number of frames"):
+        RealtimeSeparator(_model(), lookahead=1.5)
+    with pytest.raises(ConvSepError, match="whole number of frames"):
+        RealtimeSeparator.load(lookahead=1.5)
+    assert RealtimeSeparator(_model(), lookahead=2.0).lookahead == 2

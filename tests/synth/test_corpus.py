@@ -23,7 +23,7 @@ from convsep.synth import make_corpus
 @pytest.mark.parametrize("args,pattern", [
     (["--tracks-train", "1000000000"], "at most 100000"),
     (["--tracks-test", "1000000000"], "at most 100000"),
-    (["--seconds", "1e9"], "--seconds must be in"),
+    (["--seconds", "1e9"], "--seconds must be from 1 to 3600"),
 ])
 def test_synth_sizes_are_bounded(tmp_path, capsys, args, pattern):
     code = main(["synth", str(tmp_path / "corpus"), *args, "--quiet"])
@@ -152,6 +152,8 @@ def test_stems_format_round_trip(tmp_path: Path) -> None:
     ({"tracks_test": -1}, "at least one"),
     ({"seconds": -2.0}, "--seconds"),
     ({"seconds": 0.0}, "--seconds"),
+    ({"seconds": 0.001}, "--seconds must be from 1 to 3600"),      # crashed the arranger (exit 1)
+    ({"seconds": float("nan")}, "--seconds"),
     ({"jobs": 0}, "--jobs"),
     ({"fmt": "flac"}, "--format"),
     ({"soundfont": "/nonexistent/font.sf2"}, "SoundFont not found"),
@@ -205,3 +207,15 @@ def test_cli_end_to_end(tmp_path: Path, capsys) -> None:
     assert main(["synth", str(tmp_path / "y"), "--seconds", "-1", "--quiet"]) == 2
     assert main(["synth", str(tmp_path / "z"), "--soundfont", str(tmp_path / "no.sf2"), "--quiet"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cli"]
+
+
+def test_full_disk_is_a_one_line_error(small_disk, capsys) -> None:
+    """libsndfile says only "System error" on a full disk: the free space tells (exit 2)."""
+    from convsep.cli import main
+
+    disk = small_disk("1m")
+    code = main(["synth", str(disk / "corpus"), "--tracks-train", "1", "--tracks-test", "1", "--seconds", "8",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no space left on the device" in err and len(err.strip().splitlines()) == 1, err
+    assert list(disk.iterdir()) == []

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+import convsep.training.step as step_module
+from convsep.errors import ConvSepError
 from convsep.models import ConvSep, preset
 from convsep.separation.separator import Separator
 from convsep.training.step import LossComputer, excerpt_samples
@@ -128,14 +130,15 @@ def test_lookahead_scores_only_the_causal_frame():
     x = torch.randn(2, 4, 2, excerpt_samples(model.config, 1)) * 0.1
     lc = LossComputer(model, "mse", lookahead=3)
     assert lc._position() == slice(26, 27)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConvSepError, match="--lookahead must be from 0 to 29"):     # exit 2, not a bug
         LossComputer(model, "mse", lookahead=30)
     assert torch.isfinite(lc(model, x))
 
 
-def test_bf16_products_keep_the_loss_and_gradients_of_fp32():
+def test_bf16_products_keep_the_loss_and_gradients_of_fp32(monkeypatch):
     """precision="bf16" (bfloat16 operands in the matrix products) against float32: the loss
     within 1% and every parameter's gradient pointing the same way (cosine > 0.99)."""
+    monkeypatch.setattr(step_module, "cpu_has_native_bf16", lambda: True)   # emulated if need be
     torch.manual_seed(0)
     model = ConvSep(preset("convsep-stereo", **SMALL_REAL))
     for p in model.parameters():
@@ -157,3 +160,29 @@ def test_bf16_products_keep_the_loss_and_gradients_of_fp32():
     assert results["bf16", True][0] != loss32                     # bf16 is really used
     with pytest.raises(ValueError, match="precision"):
         LossComputer(model, "mse", precision="fp16")
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_falls_back_to_fp32(monkeypatch):
+    """Emulated bfloat16 (an AVX2-only CPU) is about 25x slower than float32: one warning
+    line and float32, not a silent crawl."""
+    model = ConvSep(preset("convsep-stereo", **SMALL_REAL))
+    monkeypatch.setattr(step_module, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16.*fp32"):
+        lc = LossComputer(model, "mse", precision="bf16")
+    assert not lc.bf16
+    monkeypatch.setattr(step_module, "cpu_has_native_bf16", lambda: True)
+    assert LossComputer(model, "mse", precision="bf16").bf16
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from convsep.runtime import device
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx2 fma", False), ("fpu avx2 avx512f avx512_bf16", True), ("amx_bf16 amx_tile", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, _info=info, **k: real_open(_info if path == "/proc/cpuinfo" else path, *a, **k))
+        assert device.cpu_has_native_bf16() is expected
+        monkeypatch.setattr(builtins, "open", real_open)

@@ -186,3 +186,33 @@ def test_failed_checkpoint_write_keeps_the_previous_one(corpus, tmp_path, monkey
     monkeypatch.setattr(atomic.os, "replace", real_replace)
     assert (tmp_path / "run" / "last.ckpt").read_bytes() == before
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--weight-decay", "inf"], "weight_decay must be a finite number"),
+    (["--lookahead", "100"], "--lookahead must be from 0 to"),
+])
+def test_train_settings_that_used_to_crash_are_one_line_errors(tmp_path, capsys, make_hq_dataset, args, pattern):
+    root = tmp_path / "hq"
+    make_hq_dataset(root, {("train", "A"): 1.0})
+    code = main(["train", str(root), "-o", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+                 "--model-config", json.dumps(SMALL_REAL), "--no-progress", "--no-tensorboard", *args])
+    _assert_refused(code, capsys.readouterr().err, pattern)
+    assert not (tmp_path / "run").exists()          # no empty run folder left behind
+
+
+def test_train_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_hq_dataset):
+    import numpy as np
+    import soundfile as sf
+
+    root = tmp_path / "hq"
+    make_hq_dataset(root, {("train", "A"): 1.0})
+    bad = root / "train" / "A" / "vocals.wav"
+    audio, rate = sf.read(bad, dtype="float32")
+    audio[5, 1] = np.nan
+    sf.write(bad, audio, rate, subtype="FLOAT")
+    code = main(["train", str(root), "-o", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
+                 "--model-config", json.dumps(SMALL_REAL), "--no-progress", "--no-tensorboard"])
+    _assert_refused(code, capsys.readouterr().err, f"{bad}: contains NaN or infinite samples")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
