@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from convsep.constants import SOURCES
 
 SOURCE_NAMES = ("vocals", "drums", "bass", "other")
 BASE_FREQS = {"vocals": 440.0, "drums": 0.0, "bass": 80.0, "other": 660.0}
@@ -181,3 +184,36 @@ def fake_mir1k(tmp_path_factory):
             sf.write(root / "vocals" / f"{singer}_{clip}.wav", voice, 16000)
             sf.write(root / "accompaniment" / f"{singer}_{clip}.wav", accomp, 16000)
     return root
+
+
+def write_real_song(folder: Path, seed: int, seconds: float = 1.0, rate: int = 48000, bass: bool = True) -> None:
+    """Four random stereo stems as FLAC in ``folder`` (the bass silent when ``bass`` is False)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    n = int(seconds * rate)
+    for k, source in enumerate(SOURCES):
+        audio = 0.1 * rng.standard_normal((n, 2)).astype(np.float32) * (k + 1)
+        if source == "bass" and not bass:
+            audio[:] = 0
+        sf.write(folder / f"{source}.flac", audio, rate)
+
+
+@pytest.fixture()
+def real_root(tmp_path, monkeypatch) -> Path:
+    """A small real-songs folder: 4 musdb7train songs (one for validation), 3 album songs
+    (two with the bass inside other, one for validation), with its own validation list."""
+    from convsep.data.real_songs import validation_songs
+
+    root = tmp_path / "real"
+    for i in range(4):
+        write_real_song(root / "musdb7train" / f"Artist - Song {i}", i)
+    for i, name in enumerate(("1.A", "2.B", "3.C")):
+        write_real_song(root / "eif_cc0" / name, 10 + i, bass=name == "3.C")
+    (root / "eif_cc0" / "songs.json").write_text(json.dumps({
+        "1.A": {"bass": "in other (synth bass)"}, "2.B": {"bass": "in other"}, "3.C": {"bass": "own stem"}}))
+    valid = tmp_path / "valid.json"
+    valid.write_text(json.dumps({"musdb7train": ["Artist - Song 2"], "eif_cc0": ["3.C"]}))
+    monkeypatch.setattr("convsep.data.real_songs.VALIDATION_LIST", valid)
+    validation_songs.cache_clear()
+    yield root
+    validation_songs.cache_clear()

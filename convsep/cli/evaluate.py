@@ -15,9 +15,11 @@ def register(subparsers) -> None:
                     "score them with BSSEval v4 and write museval JSON per track "
                     "(OUTDIR/<method>/test/<track>.json), CSV tables and OUTDIR/report.md. "
                     "Tracks already scored are skipped.")
-    p.add_argument("--root", required=True, help="dataset folder (MUSDB18, MUSDB18-HQ or a folder of stems)")
+    p.add_argument("--root", required=True, help="dataset folder (MUSDB18, MUSDB18-HQ, a folder of stems, or the "
+                                                 "real four-stem songs: musdb7train/ and eif_cc0/)")
     p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (WAV folders) instead of STEMS files")
-    p.add_argument("--layout", choices=["auto", "musdb", "folder"], default="auto", help="dataset layout (default: auto)")
+    p.add_argument("--layout", choices=["auto", "musdb", "folder", "real"], default="auto",
+                   help="dataset layout (default: auto; real: ROOT/{musdb7train,eif_cc0}/<song>/<stem>.opus)")
     p.add_argument("--subset", default=None,
                    help="subset to evaluate (default: test; every track of a folder of stems without a manifest)")
     p.add_argument("-m", "--model", dest="models", action="append", default=[], metavar="MODEL",
@@ -42,8 +44,9 @@ def register(subparsers) -> None:
     two.add_argument("--two-stems", default=None, metavar="STEM", help="score STEM (vocals) against the rest")
     two.add_argument("--levels", default=None, metavar="DB,DB",
                      help="mix each pair at these voice-to-accompaniment RMS ratios (e.g. 0,-5); default: as recorded")
-    two.add_argument("--split", choices=("train", "valid"), default=None,
-                     help="MIR-1K: only the held-out (valid) or training singers")
+    p.add_argument("--split", choices=("train", "valid"), default=None,
+                   help="only the held-out (valid) or training part: MIR-1K singers, or the real four-stem songs "
+                        "(valid: the fixed real validation set)")
     two.add_argument("--limit", type=int, default=None, metavar="N", help="score N pairs spread over the set")
     two.add_argument("--no-bsseval", action="store_true", help="global SDR only (faster)")
     p.add_argument("--speeds", default=None, metavar="LIST",
@@ -89,7 +92,7 @@ def handler(args: argparse.Namespace) -> int:
                       subset=args.subset, layout=args.layout, is_wav=args.is_wav, tracks=args.tracks,
                       backend=args.backend, device=args.device, jobs=args.jobs,
                       max_seconds=args.max_seconds, progress=not args.no_progress and sys.stderr.isatty(),
-                      report=not args.no_report, speeds=args.speeds)
+                      report=not args.no_report, speeds=args.speeds, split=args.split)
     for failure in result.failures:
         print(f"convsep evaluate: error: {failure}", file=sys.stderr)
     if result.report is not None:

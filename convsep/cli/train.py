@@ -13,7 +13,7 @@ from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
 from convsep.training.losses import LOSSES
 from convsep.training.step import PRECISIONS
 
-AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection")
+AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection", "speed")
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--outdir", default=d.outdir, help=f"run folder: best.pt, last.ckpt, history.json, tb/ (default {d.outdir})")
     p.add_argument("--cache", default=None, help="where to prepare the decoded cache (default OUTDIR/cache)")
     p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ (wav) instead of .stem.mp4")
-    p.add_argument("--layout", choices=("auto", "musdb", "folder"), default="auto")
+    p.add_argument("--layout", choices=("auto", "musdb", "folder", "real"), default="auto",
+                   help="real: ROOT/{musdb7train,eif_cc0}/<song>/<stem>.opus, split by the fixed validation list")
     p.add_argument("--model", choices=sorted(PRESETS), default=d.model, help=f"model preset (default {d.model})")
     p.add_argument("--model-config", default=None, metavar="JSON",
                    help='overrides of the preset, e.g. \'{"conv1_filters": 64}\' or a JSON file')
@@ -85,6 +86,12 @@ def register(subparsers) -> None:
     p.add_argument("--channel-swap-p", type=float, default=a.channel_swap_p)
     p.add_argument("--channel-mute-p", type=float, default=a.channel_mute_p)
     p.add_argument("--source-dropout-p", type=float, default=a.source_dropout_p)
+    p.add_argument("--speed-max", type=float, default=a.speed_max, metavar="X",
+                   help="play sources at speeds drawn in [1/X, X], pitch and tempo together (default 1: off)")
+    p.add_argument("--speed-p", type=float, default=a.speed_p, help="share of excerpts whose speed changes")
+    p.add_argument("--grouped-share", type=float, default=d.grouped_share,
+                   help="excerpts of songs whose bass is inside 'other' per step, as a share of the batch; "
+                        f"scored with bass + other as one group (default {d.grouped_share})")
     p.add_argument("--silence-db", type=float, default=a.silence_threshold_db, help="reject excerpts quieter than this")
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue the run in OUTDIR exactly where it stopped")
@@ -115,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         cross_song_p=args.cross_song_p, gain_min=args.gain_range[0], gain_max=args.gain_range[1],
         channel_swap_p=args.channel_swap_p, channel_mute_p=args.channel_mute_p,
         source_dropout_p=args.source_dropout_p, silence_threshold_db=args.silence_db,
+        speed_max=args.speed_max, speed_p=args.speed_p,
         **{name: name in chosen for name in AUGMENTATIONS})
     lr = args.lr if args.lr is not None else (1.0 if args.optimiser == "adadelta" else 1e-3)
     overrides = _overrides(args.model_config)
@@ -133,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
         max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
         mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p, real_speed=args.real_speed,
-        real_eq_db=args.real_eq, real_formant=args.real_formant, karaoke_share=args.karaoke_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
+        real_eq_db=args.real_eq, real_formant=args.real_formant, karaoke_share=args.karaoke_share, grouped_share=args.grouped_share, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

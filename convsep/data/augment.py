@@ -25,6 +25,10 @@ class AugmentConfig:
     source_dropout_p: probability, per source, of silencing it (and so removing it from the mix).
     silence_threshold_db: items whose mixture RMS (dBFS) is below this are redrawn, at most
         ``max_redraws`` times; items still silent after that are kept.
+    speed_max, speed_p: with probability ``speed_p`` per item, each source is played faster or
+        slower, as a tape would (pitch and tempo together), by a factor drawn log-uniformly in
+        [1 / speed_max, speed_max]; sources of one song (aligned items) share one factor,
+        sources drawn from different songs each get their own (off while speed_max is 1).
     The booleans switch each augmentation on or off without losing its setting.
     """
 
@@ -42,9 +46,14 @@ class AugmentConfig:
     silence_rejection: bool = True
     silence_threshold_db: float = -60.0
     max_redraws: int = 10
+    speed: bool = True
+    speed_max: float = 1.0
+    speed_p: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("cross_song_p", "channel_swap_p", "channel_mute_p", "source_dropout_p"):
+        if not 1.0 <= self.speed_max <= 2.0:
+            raise ConvSepError(f"augmentation speed_max must be within [1, 2], got {self.speed_max}")
+        for name in ("cross_song_p", "channel_swap_p", "channel_mute_p", "source_dropout_p", "speed_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConvSepError(f"augmentation {name} must be within [0, 1], got {p}")
@@ -59,7 +68,7 @@ class AugmentConfig:
     def none(cls) -> "AugmentConfig":
         """Plain aligned random excerpts: every augmentation off."""
         return cls(cross_song=False, gain=False, channel_swap=False, channel_mute=False,
-                   source_dropout=False, silence_rejection=False)
+                   source_dropout=False, silence_rejection=False, speed=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +84,23 @@ class AugmentConfig:
     @property
     def gain_active(self) -> bool:
         return self.gain and not (self.gain_min == 1.0 and self.gain_max == 1.0)
+
+    @property
+    def speed_active(self) -> bool:
+        return self.speed and self.speed_max > 1.0 and self.speed_p > 0.0
+
+
+def resample_rows(rows: torch.Tensor, speed: torch.Tensor, length: int) -> torch.Tensor:
+    """Rows played at other speeds, as a tape would: float32 (n, C, span) and speeds (n,) ->
+    (n, C, length), sample i read at ``1 + i * speed`` by Catmull-Rom interpolation (exact
+    at speed 1). ``span`` must be at least ``ceil(length * speed) + 3``."""
+    n, C, span = rows.shape
+    position = 1.0 + torch.arange(length, device=rows.device, dtype=torch.float64) * speed.double()[:, None]
+    base = position.floor()
+    t = (position - base).float()[:, None, :]                                  # (n, 1, length)
+    base = base.long().clamp_(1, span - 3)[:, None, :].expand(n, C, length)
+    p0, p1, p2, p3 = (rows.gather(2, base + k) for k in (-1, 0, 1, 2))         # (n, C, length) each
+    return p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
 
 
 def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generator) -> torch.Tensor:

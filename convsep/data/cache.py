@@ -44,6 +44,7 @@ class CachedTrack:
     scale: float
     file: str
     vocals_bandwidth_hz: float | None = None
+    bass_in_other: bool = False
 
 
 @dataclass
@@ -131,22 +132,27 @@ class Cache:
         """float32 (4, 2, samples) of track ``i``."""
         return self.array(i).astype(np.float32) * np.float32(self.tracks[i].scale / INT16_MAX)
 
-    def select(self, split: str | None = None, subset: str | None = None) -> list[int]:
-        """Indices of the tracks in ``split`` (train, valid, test) and ``subset``; None means any."""
+    def select(self, split: str | None = None, subset: str | None = None,
+               bass_in_other: bool | None = None) -> list[int]:
+        """Indices of the tracks in ``split`` (train, valid, test) and ``subset`` whose bass is
+        (or is not) inside ``other``; None means any."""
         return [
             i for i, t in enumerate(self.tracks)
             if (split is None or t.split == split) and (subset is None or t.subset == subset)
+            and (bass_in_other is None or t.bass_in_other == bass_in_other)
         ]
 
     def to_device(
-        self, device: str | torch.device = "cpu", split: str | None = "train", subset: str | None = None
+        self, device: str | torch.device = "cpu", split: str | None = "train", subset: str | None = None,
+        bass_in_other: bool | None = None,
     ) -> DeviceCache:
-        """Concatenate the tracks of ``split`` into one int16 tensor on ``device``.
+        """Concatenate the tracks of ``split`` (and ``subset``, ``bass_in_other``: see ``select``)
+        into one int16 tensor on ``device``.
 
         Tracks are copied one at a time into a preallocated tensor, so host memory holds at
         most one track beyond the memory map.
         """
-        idx = self.select(split, subset)
+        idx = self.select(split, subset, bass_in_other)
         if not idx:
             raise ConvSepError(
                 f"cache {self.root} has no tracks in split '{split}'"
@@ -157,7 +163,8 @@ class Cache:
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         device = torch.device(device)
         if device.type == "cpu":
-            audio = self._concatenated(idx, f"{split or 'all'}-{subset or 'all'}")
+            group = "" if bass_in_other is None else ("-grouped" if bass_in_other else "-separable")
+            audio = self._concatenated(idx, f"{split or 'all'}-{subset or 'all'}{group}")
         else:
             audio = torch.empty((len(SOURCES), 2, int(sum(lengths))), dtype=torch.int16, device=device)
             for i, start, n in zip(idx, offsets, lengths):
@@ -349,7 +356,7 @@ def prepare_cache(
             "dtype": "int16",
             "subsets": subsets,
             "tracks": [
-                asdict(CachedTrack(t.name, t.subset, t.split, n, s, f, t.vocals_bandwidth_hz))
+                asdict(CachedTrack(t.name, t.subset, t.split, n, s, f, t.vocals_bandwidth_hz, t.bass_in_other))
                 for t, f, (n, s) in zip(tracks, files, results)
             ],
         }

@@ -6,9 +6,11 @@ split is equally likely. Tracks shorter than one excerpt are never picked.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from convsep.data.augment import AugmentConfig, draw, mixture_db
+from convsep.data.augment import AugmentConfig, draw, mixture_db, resample_rows
 from convsep.data.cache import INT16_MAX, DeviceCache
 from convsep.errors import ConvSepError
 
@@ -55,7 +57,11 @@ class ExcerptSampler:
             raise ConvSepError(f"the sampler's generator is on {generator.device}, its data on {device}; use one device")
         self.generator = generator
 
-        starts = (cache.lengths - self.excerpt_samples + 1).clamp_min(0)
+        # With speed changes each excerpt is read long enough for the fastest speed.
+        self._span = self.excerpt_samples
+        if self.augment.speed_active:
+            self._span = math.ceil(self.excerpt_samples * self.augment.speed_max) + 3
+        starts = (cache.lengths - self._span + 1).clamp_min(0)
         if int(starts.sum()) == 0:
             longest = int(cache.lengths.max()) / cache.rate
             raise ConvSepError(
@@ -69,7 +75,7 @@ class ExcerptSampler:
         self._num_sources = cache.audio.shape[0]
         # Every excerpt as a row of a strided view (S, C, positions, L): the gather copies
         # whole contiguous rows instead of indexing each sample.
-        self._windows = cache.audio.unfold(2, self.excerpt_samples, 1)
+        self._windows = cache.audio.unfold(2, self._span, 1)
         self._source_index = torch.arange(self._num_sources, device=device)[None, :, None]
         self._last_tracks: torch.Tensor | None = None
 
@@ -89,16 +95,19 @@ class ExcerptSampler:
             cross = (torch.rand((n,), generator=g, device=self.device) < cfg.cross_song_p)[:, None]
             track = torch.where(cross, track, track[:, :1])
             start = torch.where(cross, start, start[:, :1])
+            self._cross = cross[:, 0]
         else:
             track = track[:, :1].expand(n, S)
             start = start[:, :1].expand(n, S)
+            self._cross = torch.zeros(n, dtype=torch.bool, device=self.device)
         return track, start
 
     def excerpts(
         self, track: torch.Tensor, start: torch.Tensor,
         channels: torch.Tensor | None = None, factor: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Gather float32 (n, S, C, L) excerpts (on CUDA in one indexing op of whole rows).
+        """Gather float32 (n, S, C, L) excerpts (on CUDA in one indexing op of whole rows);
+        L is the read length (longer than ``excerpt_samples`` with speed changes).
 
         Source s of item i comes from track ``track[i, s]`` at ``start[i, s]`` (int64 (n, S));
         its output channel c reads input channel ``channels[i, s, c]`` and is scaled by
@@ -120,7 +129,7 @@ class ExcerptSampler:
     def _copy_rows(self, channels: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """One contiguous int16 -> float32 copy per excerpt row (float32 (n, S, C, L))."""
         n, S, C = channels.shape
-        L, audio = self.excerpt_samples, self.cache.audio
+        L, audio = self._span, self.cache.audio
         out = torch.empty((n, S, C, L), dtype=torch.float32, device=self.device)
         starts = position[..., 0].tolist()
         for i, row in enumerate(channels.tolist()):
@@ -143,7 +152,24 @@ class ExcerptSampler:
         self._drawn_tracks = track[:, 0].clone()        # the vocals' tracks (n,)
         C = self.cache.audio.shape[1]
         channels, factor = draw((n, self._num_sources, C), self.augment, self.generator, self.device)
-        return self.excerpts(track, start, channels, factor)
+        x = self.excerpts(track, start, channels, factor)
+        return self._change_speed(x) if self.augment.speed_active else x
+
+    def _change_speed(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, S, C, span) read excerpts -> (n, S, C, excerpt_samples), some items played
+        faster or slower (one speed per source of a cross-song item, one per aligned item)."""
+        cfg, g = self.augment, self.generator
+        n, S, C, span = x.shape
+        L = self.excerpt_samples
+        hit = (torch.rand(n, generator=g, device=self.device) < cfg.speed_p).nonzero().squeeze(1)
+        log_speed = (2 * torch.rand((n, S), generator=g, device=self.device, dtype=torch.float64) - 1)
+        speed = torch.exp(log_speed * math.log(cfg.speed_max))
+        speed = torch.where(self._cross[:, None], speed, speed[:, :1])
+        out = x[..., 1:1 + L].clone()
+        if hit.numel():
+            rows = x[hit].reshape(-1, C, span)
+            out[hit] = resample_rows(rows, speed[hit].reshape(-1), L).view(hit.numel(), S, C, L)
+        return out
 
     def sample(self) -> torch.Tensor:
         """One batch of augmented sources, float32 (B, S, 2, L) on the cache's device."""

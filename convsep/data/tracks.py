@@ -10,7 +10,10 @@ Layouts (``layout=``):
 - ``"folder"``: ``ROOT/<track>/<source>.wav|flac|ogg|aiff|mp3`` with any subset of the four
   sources (a missing source is silence; a ``mixture`` file is ignored). All tracks are in
   subset ``"train"``, split ``"train"``, unless a ``ROOT/manifest.json`` says otherwise.
-- ``"auto"``: ``"musdb"`` when ``ROOT/train`` or ``ROOT/test`` exists, else ``"folder"``.
+- ``"real"``: real four-stem songs, ``ROOT/{musdb7train,eif_cc0}/<song>/<source>.opus``, split
+  by the fixed validation list (see ``convsep.data.real_songs``).
+- ``"auto"``: ``"real"`` when ``ROOT/musdb7train`` or ``ROOT/eif_cc0`` exists, ``"musdb"`` when
+  ``ROOT/train`` or ``ROOT/test`` exists, else ``"folder"``.
 
 Stems of one track must share their rate (a track mixing rates is refused) and their length
 up to ``LENGTH_TOLERANCE_S`` (shorter stems are padded with silence).
@@ -27,10 +30,12 @@ import numpy as np
 import soundfile as sf
 
 from convsep.constants import SOURCES
+from convsep.data.real_songs import FOLDERS as REAL_FOLDERS
+from convsep.data.real_songs import is_real_root, list_real_songs
 from convsep.errors import ConvSepError
 
-LAYOUTS = ("auto", "musdb", "folder")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+LAYOUTS = ("auto", "musdb", "folder", "real")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".aiff", ".aif", ".mp3")
 LENGTH_TOLERANCE_S = 0.1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid")
@@ -53,6 +58,7 @@ class Track:
     stem_ids: dict[str, int] = field(default_factory=dict)
     layout: str = "folder"
     vocals_bandwidth_hz: float | None = None   # from a manifest: the vocals stop here (None: full band)
+    bass_in_other: bool = False                # the bass plays inside "other": score them as one group
 
     @property
     def duration(self) -> float:
@@ -156,6 +162,20 @@ def _list_folder(root: Path, subsets: list[str]) -> list[Track]:
     return tracks
 
 
+def _list_real(root: Path, subsets: list[str]) -> list[Track]:
+    """The real four-stem songs of the folders named in ``subsets`` (all of them when it names
+    none), both splits: the validation list decides."""
+    folders = [s for s in subsets if s in REAL_FOLDERS] or list(REAL_FOLDERS)
+    tracks = []
+    for song in list_real_songs(root):
+        if song["folder"] not in folders:
+            continue
+        rate, num_samples = _probe(song["name"], song["files"])
+        tracks.append(Track(song["name"], song["folder"], song["split"], rate, num_samples, song["files"],
+                            layout="real", bass_in_other=song["bass_in_other"]))
+    return tracks
+
+
 def _list_hq_manifest(root: Path, subsets: list[str], manifest: dict[str, dict]) -> list[Track]:
     tracks = []
     for subset in subsets:
@@ -248,9 +268,15 @@ def list_tracks(
     if split is not None and split not in SPLITS + ("test",):
         raise ConvSepError(f"unknown split '{split}'; use train, valid or none")
     if layout == "auto":
-        layout = "musdb" if any((root / s).is_dir() for s in ("train", "test")) else "folder"
+        if is_real_root(root):
+            layout = "real"
+        else:
+            layout = "musdb" if any((root / s).is_dir() for s in ("train", "test")) else "folder"
 
-    if layout == "folder":
+    if layout == "real":
+        tracks = _list_real(root, subsets)
+        expected = "ROOT/{musdb7train,eif_cc0}/<song>/<source>.opus"
+    elif layout == "folder":
         tracks = _list_folder(root, subsets)
         expected = "ROOT/<track>/<source>.wav (sources: " + ", ".join(SOURCES) + ")"
     else:

@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 from convsep.constants import SAMPLE_RATE, SOURCES
 from convsep.data import Track, list_tracks
+from convsep.data.real_songs import FOLDERS as REAL_FOLDERS
+from convsep.data.real_songs import is_real_root
 from convsep.errors import ConvSepError
 from convsep.evaluate.oracles import ORACLE_HOP, ORACLE_N_FFT, oracle_chunks, parse_oracles
 from convsep.evaluate.sdr import global_sdr
@@ -210,6 +212,23 @@ def score(references: torch.Tensor | SpilledSignal, estimates: torch.Tensor | Sp
     return {m: result[m].cpu().numpy() for m in METRICS}
 
 
+GROUPED_TARGETS = ("vocals", "drums", "bass+other")
+
+
+def score_grouped(references: torch.Tensor, estimates: torch.Tensor,
+                  backend: str = "fast") -> tuple[tuple[str, ...], dict[str, np.ndarray], list[float]]:
+    """A song whose bass plays inside ``other``: (4, C, N) references and estimates in
+    ``SOURCES`` order -> the targets vocals, drums, bass+other, their BSSEval v4 scores
+    {metric: (3, frames)} and global SDRs (bass and other are not separable targets there)."""
+    def group(x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([x[0], x[1], x[2] + x[3]])
+
+    refs, ests = group(references), group(estimates.to(references.device, references.dtype))
+    scores = score(refs, ests, backend)
+    gsdr = [float(v) for v in global_sdr(refs.transpose(1, 2), ests.transpose(1, 2))]
+    return GROUPED_TARGETS, scores, gsdr
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
@@ -270,10 +289,14 @@ def evaluate_track(track: Track, methods: Sequence[Method], outdir: str, backend
                     else:
                         for start, piece in oracle_chunks(refs, method.spec, ORACLE_N_FFT, ORACLE_HOP):
                             estimates.write(start, piece)
-                    scores = _score_defined(refs, estimates, backend, silent)
-                    gsdr = [math.nan if j in silent else float(global_sdr(refs.source(j), estimates.source(j)))
-                            for j in range(len(SOURCES))]
-                write_track(track_json_path(outdir, method.name, track.name), SOURCES, scores, gsdr)
+                    if track.bass_in_other:
+                        targets, scores, gsdr = score_grouped(refs.to_tensor(), estimates.to_tensor(), backend)
+                    else:
+                        targets = SOURCES
+                        scores = _score_defined(refs, estimates, backend, silent)
+                        gsdr = [math.nan if j in silent else float(global_sdr(refs.source(j), estimates.source(j)))
+                                for j in range(len(SOURCES))]
+                write_track(track_json_path(outdir, method.name, track.name), targets, scores, gsdr)
             except Exception as exc:  # report the track, go on with the others
                 failures.append(Failure(track.name, method.name, _one_line(exc)))
     return failures, refs.shape[1] / SAMPLE_RATE
@@ -292,7 +315,10 @@ def _select(tracks: list[Track], names: Sequence[str] | None) -> list[Track]:
 
 
 def _default_subset(root: Path, layout: str) -> str | list[str]:
-    """"test", except for a folder of stems without a manifest: all its tracks."""
+    """"test", except for a folder of stems without a manifest and for real four-stem songs:
+    all their tracks."""
+    if layout == "real" or (layout == "auto" and is_real_root(root)):
+        return list(REAL_FOLDERS)
     if layout == "auto":
         layout = "musdb" if any((root / s).is_dir() for s in ("train", "test")) else "folder"
     if layout == "folder" and not (root / "manifest.json").is_file():
@@ -320,10 +346,13 @@ def evaluate(
     progress: bool = True,
     report: bool = True,
     speeds: Sequence[float] | None = None,
+    split: str | None = None,
 ) -> EvaluationResult:
     """Evaluate models and oracles on the ``subset`` tracks under ``root``.
 
-    ``subset`` None means "test", or every track of a folder of stems that has no manifest.
+    ``subset`` None means "test", or every track of a folder of stems that has no manifest, or
+    every real four-stem song (``split="valid"``: the fixed real validation set). Songs whose
+    bass plays inside ``other`` are scored as vocals, drums and bass+other.
 
     Writes ``outdir/<method>/test/<track>.json``, ``frames.csv``, ``global_sdr.csv`` per
     method, ``outdir/evaluation.json`` and (``report=True``) ``outdir/report.md`` with PNG
@@ -351,7 +380,7 @@ def evaluate(
     root = Path(root).expanduser()
     if subset is None:
         subset = _default_subset(root, layout)
-    selected = _select(list_tracks(root, subset=subset, layout=layout, is_wav=is_wav), tracks)
+    selected = _select(list_tracks(root, subset=subset, split=split, layout=layout, is_wav=is_wav), tracks)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
 

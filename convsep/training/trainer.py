@@ -16,6 +16,7 @@ from tqdm import tqdm
 from convsep.data import AugmentConfig, ExcerptSampler, open_cache, prepare_cache
 from convsep.data.cache import merge_caches
 from convsep.data.karaoke_bank import KaraokeBank, karaoke_sources, place_vocals
+from convsep.data.real_songs import FOLDERS as REAL_FOLDERS
 from convsep.errors import ConvSepError
 from convsep.evaluate.karaoke_scores import karaoke_mixtures, score_karaoke
 from convsep.evaluate.sdr import global_sdr
@@ -80,9 +81,19 @@ class Trainer:
             self.scheduler = _scheduler(config, self.optimiser)
             self.cache = self._open_data()
             generator = torch.Generator(device=self.device).manual_seed(config.seed * 1000 + self.ctx.rank)
-            self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train"),
-                                          excerpt_samples(self.model_config, config.blocks_per_excerpt),
-                                          config.batch_size, AugmentConfig.from_dict(config.augment), generator)
+            # Songs whose bass plays inside "other" get a sampler of their own, scored as groups.
+            grouped = bool(self.cache.select(split="train", bass_in_other=True))
+            length = excerpt_samples(self.model_config, config.blocks_per_excerpt)
+            augment = AugmentConfig.from_dict(config.augment)
+            self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train",
+                                                               bass_in_other=False if grouped else None),
+                                          length, config.batch_size, augment, generator)
+            self.grouped_sampler = None
+            if grouped and config.grouped_share > 0:
+                self.grouped_sampler = ExcerptSampler(self.cache.to_device(self.device, split="train", bass_in_other=True),
+                                                      length, max(1, round(config.grouped_share * config.batch_size)),
+                                                      augment, generator)
+            self.real_songs = any(t.subset in REAL_FOLDERS for t in self.cache.tracks)
             self.valid = self._validation_tracks() if self.ctx.is_main else []
             self.karaoke = self._karaoke_bank("train") if config.mir1k else None
             self.real_valid = self._real_validation() if config.mir1k and self.ctx.is_main else []
@@ -123,6 +134,12 @@ class Trainer:
         the same with wider layers: then it is widened without changing its function."""
         model, _ = load_model(path)
         diff = config_difference(model.config.to_dict(), self.model_config.to_dict())
+        retimed = {**model.config.to_dict(), "hop": self.model_config.hop, "block_hop": self.model_config.block_hop}
+        if diff and config_difference(retimed, self.model_config.to_dict()) is None:
+            # Same shapes at another hop: the filters carry over, their timing is learnt anew.
+            if self.ctx.is_main:
+                print(f"train: --init {path}: hop {model.config.hop} -> {self.model_config.hop} (weights as they are)")
+            diff = None
         if diff and widening_problem(model.config, self.model_config) is None:
             model = widen(model, self.model_config)
             if self.ctx.is_main:
@@ -248,7 +265,8 @@ class Trainer:
                 mixture = refs.sum(0)[:, :seconds].to(self.device)
                 masks = separator.masks(separator.stft(mixture)).cpu()
                 log.example("valid", mixture.cpu(), estimates[..., :seconds], masks, sources, self.cache.rate, self.step)
-        result = {source: float(v) for source, v in zip(sources, np.mean(scores, axis=0))} if scores else {}
+        statistic = np.median if self.real_songs else np.mean     # real songs: the field's median
+        result = {source: float(v) for source, v in zip(sources, statistic(scores, axis=0))} if scores else {}
         if self.real_valid:
             real = score_karaoke(separator, self.real_valid)
             result["real_vocals"], result["real_accompaniment"] = real["vocals"], real["accompaniment"]
@@ -406,7 +424,11 @@ class Trainer:
     def _train_step(self) -> float:
         batch = self.sampler.sample()
         band_hz = self.sampler.vocals_bandwidth_hz().clone()
-        parts = self._real_batches(batch, band_hz) if self.karaoke is not None else [(batch, band_hz, None, 1)]
+        parts = self._real_batches(batch, band_hz) if self.karaoke is not None else [(batch, band_hz, None, batch.shape[0])]
+        if self.grouped_sampler is not None:
+            grouped = self.grouped_sampler.sample()
+            full_band = torch.full((grouped.shape[0],), float("inf"), device=self.device)
+            parts.append((grouped, full_band, ((0,), (1,), (2, 3)), grouped.shape[0]))
         total = sum(p[3] for p in parts)
         self.optimiser.zero_grad(set_to_none=True)
         loss = 0.0
