@@ -127,6 +127,43 @@ $PY -m convsep train "$CACHE" "$VARIED_CACHE" -o "$WORK/runs/fft4096" --init "$W
 #   $PY -m convsep evaluate --root "$MIR1K" --two-stems vocals --split valid --levels 0,-5 \
 #       -m default -m "$WORK/runs/real-stage2/best.pt" -o "$WORK/eval-mir1k"
 
+# 6. Real four-stem songs (the MUSDB18 training previews and the CC0 album, ../shared/data/real):
+#    decoded once into a cache (the split comes from convsep/data/real_validation.json), then
+#    the default model of step 5 moved to hop 1024 (its filters as they are: a 30-frame block
+#    now sees 0.70 s instead of 0.17 s, and costs a quarter per second of music) and trained on
+#    the real songs alone: remixes across songs (cross-song p 0.5, gains 0.25-1.25, channel
+#    swap), a third of the excerpts played 1/1.12-1.12x as fast (pitch and tempo, per source),
+#    the album's bass-in-other songs as a second half-batch scored as vocals / drums /
+#    bass+other, bf16 matrix products, MSE through the fused step; the best epoch by the real
+#    validation set's mean median global SDR. a) real-a: one epoch of 150 steps at lr 3e-4;
+#    b) real-b: from real-a, cosine from lr 3e-4 over 22 epochs, stopped by --max-minutes.
+REAL=${REAL:-../shared/data/real}
+REAL_CACHE=$WORK/cache-real
+[ -f "$REAL_CACHE/index.json" ] || $PY -m convsep prepare "$REAL" "$REAL_CACHE" --jobs 2
+real4=(--model convsep-stereo --model-config '{"n_fft": 4096, "hop": 1024, "conv1_filters": 128, "conv2_filters": 48,
+       "bottleneck": 256, "input_scale": 0.015625000000000003}' --loss mse --optimiser adam --lr 3e-4
+       --batch-size 16 --blocks-per-excerpt 4 --precision bf16 --valid-seconds 30 --patience 0 --no-progress
+       --speed-max 1.12 --speed-p 0.3 --grouped-share 0.5 --steps-per-epoch 150 --device "$DEVICE")
+$PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-a" --init default "${real4[@]}" --epochs 1 --seed 0
+$PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-b" --init "$WORK/runs/real-a/best.pt" "${real4[@]}" \
+    --schedule cosine --epochs 22 --seed 0 --max-minutes "$(minutes 100)"
+# 7. The low-latency model for real songs: step 4's model fine-tuned on the same data with the
+#    loss on the frame that causal inference at look-ahead 1 (29.0 ms) takes, one thread:
+#    a) rt-a: lr 5e-4, best after the first epoch; b) rt-b: from rt-a, cosine from lr 1e-4.
+rt=(--model convsep-stereo --lookahead 1 --loss mse --optimiser adam --batch-size 16 --blocks-per-excerpt 4
+    --precision bf16 --valid-seconds 30 --patience 0 --no-progress --speed-max 1.12 --speed-p 0.3
+    --grouped-share 0.5 --steps-per-epoch 150 --device "$DEVICE")
+OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-a" --init realtime "${rt[@]}" --lr 5e-4 \
+    --schedule cosine --epochs 20 --seed 1 --max-minutes "$(minutes 45)"
+OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-b" --init "$WORK/runs/rt-a/best.pt" "${rt[@]}" \
+    --lr 1e-4 --schedule cosine --epochs 10 --seed 1 --max-minutes "$(minutes 30)"
+# Scores on the real validation set, the streaming path, the figure, and bundling:
+#   $PY -m convsep evaluate --root "$REAL" --split valid -m default -m synthetic -m "$WORK/runs/real-b/best.pt" -o "$WORK/eval-real"
+#   $PY scripts/evaluate_stream_real.py "$REAL" --stream realtime "$WORK/runs/rt-b/best.pt" --offline "$WORK/runs/real-b/best.pt"
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/real-a" "$WORK/runs/real-b" --evaluation "$WORK/eval-real"
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" "$WORK/runs/rt-b" --evaluation "$WORK/eval-real" --base realtime --name realtime
+#   $PY scripts/quality_speed.py "$WORK/eval-real" --models default synthetic realtime
+
 # Evaluate every model and the oracles on the test split; then bundle the best one, e.g.
 #   $PY scripts/bundle_model.py "$WORK/runs/convsep-stereo" "$WORK/eval"
 bash scripts/evaluate_models.sh "$WORK"

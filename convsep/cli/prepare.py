@@ -11,16 +11,17 @@ def register(subparsers) -> None:
         "prepare",
         help="decode a dataset once into a fast training cache",
         description=(
-            "Decode every track of a dataset (MUSDB18 STEMS, MUSDB18-HQ with --is-wav, or a folder "
-            "of ROOT/<track>/<source>.wav stems) once into CACHE: int16 arrays at 44.1 kHz stereo "
+            "Decode every track of a dataset (MUSDB18 STEMS, MUSDB18-HQ with --is-wav, a folder "
+            "of ROOT/<track>/<source>.wav stems, or the real four-stem songs ROOT/{musdb7train,eif_cc0}) once into CACHE: int16 arrays at 44.1 kHz stereo "
             "that training samples from. Re-running on a complete cache does nothing."
         ),
     )
     p.add_argument("root", metavar="ROOT", help="dataset folder")
     p.add_argument("cache", metavar="CACHE", help="cache folder to create")
     p.add_argument("--is-wav", action="store_true", help="MUSDB18-HQ: ROOT/<subset>/<track>/<source>.wav")
-    p.add_argument("--layout", choices=("auto", "musdb", "folder"), default="auto",
-                   help="dataset layout (default: auto)")
+    p.add_argument("--layout", choices=("auto", "musdb", "folder", "real"), default="auto",
+                   help="dataset layout (default: auto; real: both splits of the real four-stem songs, the "
+                        "validation songs marked)")
     p.add_argument("--subsets", default="train", help="comma-separated subsets to include (default: train)")
     p.add_argument("--jobs", "-j", type=int, default=1, help="tracks decoded in parallel (default: 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cache")

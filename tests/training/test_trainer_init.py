@@ -88,3 +88,22 @@ def test_lookahead_run_validates_the_causal_separation(corpus, tmp_path):
     _, track = trainer.valid[0]
     expected = global_sdr(track.transpose(1, 2), causal_separate(trainer.model, track.sum(0), 1).transpose(1, 2))
     assert scores["vocals"] == pytest.approx(float(expected[0]), abs=1e-4)
+
+
+def test_init_from_a_model_at_another_hop_keeps_its_weights(tmp_path, make_hq_dataset):
+    """Same shapes, another hop (a block then spans more time): the weights start as they are."""
+    data = tmp_path / "data"
+    make_hq_dataset(data, {("train", "Song A"): 2.0, ("train", "Song B"): 2.0}, seed=0)
+    torch.manual_seed(3)
+    source = ConvSep(preset("convsep-stereo", **SMALL))
+    save_model(tmp_path / "hop256.pt", source)
+    cfg = TrainConfig(root=str(data), outdir=str(tmp_path / "run"), model_overrides=dict(SMALL, hop=512),
+                      init=str(tmp_path / "hop256.pt"), batch_size=2, blocks_per_excerpt=1, steps_per_epoch=1,
+                      epochs=1, valid_seconds=1.0, tensorboard=False)
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.model.config.hop == 512
+    for name, value in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], value), name
+    with pytest.raises(ConvSepError, match="another config"):      # another shape is still refused
+        Trainer(TrainConfig(**dict(cfg.to_dict(), outdir=str(tmp_path / "run2"),
+                                   model_overrides=dict(SMALL, hop=512, context=20))), progress=False)

@@ -1,0 +1,102 @@
+"""Bundles a model trained on the real four-stem songs (step 6 of scripts/train_models.sh) with
+its card: data sources and licences, recipe, time, hardware, and its scores on the real
+validation set.
+
+    python scripts/bundle_real_songs_model.py RUN [RUN ...] --evaluation EVAL [--method NAME]
+        [--stream-quality benchmarks/results/realtime_quality_real.json] [--name default]
+
+The runs are `convsep train` outputs, each started from the one before (the first from
+``--base``, a bundled model whose card counts its own training time); the last one's
+``best.pt`` is bundled. EVAL is a `convsep evaluate --root ../shared/data/real --split valid`
+output holding METHOD (default: the last run's folder name). A ``--lookahead`` run is bundled
+as a low-latency model: its card gives the streaming path's scores from
+scripts/evaluate_stream_real.py (``--stream-quality``, the entry whose name starts with the
+run's folder or file) and its latency.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _common import cpu_model  # noqa: E402
+
+from convsep.evaluate.report import global_summary, load_results  # noqa: E402
+from convsep.models.modelfile import load_model, save_model  # noqa: E402
+from convsep.models.registry import PRETRAINED_DIR  # noqa: E402
+from convsep.separation.realtime import latency_samples  # noqa: E402
+
+REAL = [
+    "MUSDB18 training previews (Rafii et al., 2017), 7 s of each of the 93 training songs, four stems: "
+    "73 songs trained on, 20 held out for validation (convsep/data/real_validation.json); the DSD songs "
+    "are academic use only, the MedleyDB songs CC BY-NC-SA 4.0: research use only. No MUSDB18 test song.",
+    "Software-Entwicklungskit, 'Everything is Free' (7 songs, 33 minutes, CC0 1.0): 6 songs trained on "
+    "(5 of them with the bass inside 'other', trained with bass + other as one group), 3.Sodium held out "
+    "for validation",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--evaluation", type=Path, required=True)
+    parser.add_argument("--method", default=None)
+    parser.add_argument("--base", default="default", help="the bundled model the first run started from")
+    parser.add_argument("--stream-quality", type=Path, default=Path("benchmarks/results/realtime_quality_real.json"))
+    parser.add_argument("--name", default="default")
+    args = parser.parse_args()
+    last = args.runs[-1]
+    method = args.method or last.name
+    _, base_meta = load_model(args.base)
+    model, meta = load_model(last / "best.pt")
+    minutes = {f"{args.base} (bundled, before)": base_meta.get("training_minutes")}
+    steps = 0
+    for run in args.runs:
+        history = json.loads((run / "history.json").read_text())
+        minutes[run.name] = round(sum(h["seconds"] or 0 for h in history) / 60, 1)
+        steps += max(h["step"] for h in history)
+    results = load_results([args.evaluation])
+    summary = global_summary(results.global_sdr).loc[method]
+    songs = results.global_sdr[results.global_sdr.method == method].track.nunique()
+    medians = {t: round(float(summary.loc[t, "median"]), 2) for t in ("vocals", "drums", "bass", "other")}
+    train_config = dict(meta.get("train_config", {}))
+    lookahead = train_config.get("lookahead")
+    train_config.update(root="../shared/data/real", outdir=f"work/runs/{last.name}", cache=None)
+    previous_data = base_meta.get("trained_on", [])
+    meta.update({
+        "name": args.name,
+        "trained_on": REAL + [f"before: the bundled '{args.base}' model, trained on: "
+                              + (" | ".join(previous_data) if isinstance(previous_data, list) else str(previous_data))],
+        "train_config": train_config,
+        "recipe": "scripts/train_models.sh step 6 (" + ", then ".join(r.name for r in args.runs) + ")",
+        "hardware": f"{cpu_model()}, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, device cpu",
+        "training_minutes": round(sum(v or 0 for v in minutes.values()), 1),
+        "training_minutes_by_stage": minutes,
+        "steps": steps,
+        "license_note": "trained on MUSDB18 training songs (non-commercial research) and, through its starting "
+                        "model, on MIR-1K (research): use this model for research only",
+        "scores": {
+            "real_validation": f"real four-stem validation set, {songs} songs (convsep evaluate --root "
+                               "../shared/data/real --split valid), global SDR, median over songs",
+            "real_validation_global_sdr_median": medians,
+            "real_validation_mean": round(sum(medians.values()) / 4, 2),
+        },
+    })
+    meta.pop("input_level_db", None)             # validated and scored without level matching
+    if lookahead is not None:
+        quality = json.loads(args.stream_quality.read_text())["results"]
+        key = next(k for k in quality if k.startswith(f"{last}/best.pt (stream") or k.startswith(f"{last.name} (stream"))
+        cfg = model.config
+        meta.update({"lookahead": lookahead, "latency_samples": latency_samples(cfg.n_fft, cfg.hop, lookahead),
+                     "latency_ms": round(1000 * latency_samples(cfg.n_fft, cfg.hop, lookahead) / 44100, 1)})
+        meta["scores"]["stream_real_validation"] = {"what": key, **quality[key]}
+    target = PRETRAINED_DIR / f"{args.name}.pt"
+    save_model(target, model, meta)
+    print(f"bundled {last / 'best.pt'} as {target} ({target.stat().st_size / 2 ** 20:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
