@@ -10,8 +10,8 @@ The runs are `convsep train` outputs, each started from the one before (the firs
 ``best.pt`` is bundled. EVAL is a `convsep evaluate --root ../shared/data/real --split valid`
 output holding METHOD (default: the last run's folder name). A ``--lookahead`` run is bundled
 as a low-latency model: its card gives the streaming path's scores from
-scripts/evaluate_stream_real.py (``--stream-quality``, the entry whose name starts with the
-run's folder or file) and its latency.
+scripts/evaluate_stream_real.py (``--stream-quality``, the entry named after the run's
+folder) and its latency.
 """
 import argparse
 import json
@@ -42,7 +42,9 @@ REAL = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--evaluation", type=Path, required=True)
+    parser.add_argument("--evaluation", type=Path, default=None,
+                        help="convsep evaluate output (needed for an offline model; a low-latency model is scored "
+                             "by its stream)")
     parser.add_argument("--method", default=None)
     parser.add_argument("--base", default="default", help="the bundled model the first run started from")
     parser.add_argument("--stream-quality", type=Path, default=Path("benchmarks/results/realtime_quality_real.json"))
@@ -58,10 +60,16 @@ def main() -> None:
         history = json.loads((run / "history.json").read_text())
         minutes[run.name] = round(sum(h["seconds"] or 0 for h in history) / 60, 1)
         steps += max(h["step"] for h in history)
-    results = load_results([args.evaluation])
-    summary = global_summary(results.global_sdr).loc[method]
-    songs = results.global_sdr[results.global_sdr.method == method].track.nunique()
-    medians = {t: round(float(summary.loc[t, "median"]), 2) for t in ("vocals", "drums", "bass", "other")}
+    scores: dict = {}
+    if args.evaluation is not None:
+        results = load_results([args.evaluation])
+        summary = global_summary(results.global_sdr).loc[method]
+        songs = results.global_sdr[results.global_sdr.method == method].track.nunique()
+        medians = {t: round(float(summary.loc[t, "median"]), 2) for t in ("vocals", "drums", "bass", "other")}
+        scores = {"real_validation": f"real four-stem validation set, {songs} songs (convsep evaluate --root "
+                                     "../shared/data/real --split valid), global SDR, median over songs",
+                  "real_validation_global_sdr_median": medians,
+                  "real_validation_mean": round(sum(medians.values()) / 4, 2)}
     train_config = dict(meta.get("train_config", {}))
     lookahead = train_config.get("lookahead")
     train_config.update(root="../shared/data/real", outdir=f"work/runs/{last.name}", cache=None)
@@ -71,28 +79,30 @@ def main() -> None:
         "trained_on": REAL + [f"before: the bundled '{args.base}' model, trained on: "
                               + (" | ".join(previous_data) if isinstance(previous_data, list) else str(previous_data))],
         "train_config": train_config,
-        "recipe": "scripts/train_models.sh step 6 (" + ", then ".join(r.name for r in args.runs) + ")",
+        "recipe": f"scripts/train_models.sh step {6 if lookahead is None else 7} ("
+                  + ", then ".join(r.name for r in args.runs) + ")",
         "hardware": f"{cpu_model()}, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, device cpu",
         "training_minutes": round(sum(v or 0 for v in minutes.values()), 1),
         "training_minutes_by_stage": minutes,
         "steps": steps,
         "license_note": "trained on MUSDB18 training songs (non-commercial research) and, through its starting "
                         "model, on MIR-1K (research): use this model for research only",
-        "scores": {
-            "real_validation": f"real four-stem validation set, {songs} songs (convsep evaluate --root "
-                               "../shared/data/real --split valid), global SDR, median over songs",
-            "real_validation_global_sdr_median": medians,
-            "real_validation_mean": round(sum(medians.values()) / 4, 2),
-        },
+        "scores": scores,
     })
     meta.pop("input_level_db", None)             # validated and scored without level matching
     if lookahead is not None:
-        quality = json.loads(args.stream_quality.read_text())["results"]
-        key = next(k for k in quality if k.startswith(f"{last}/best.pt (stream") or k.startswith(f"{last.name} (stream"))
+        if args.evaluation is None and not args.stream_quality.is_file():
+            raise SystemExit(f"{args.stream_quality}: run scripts/evaluate_stream_real.py first")
+        stream = json.loads(args.stream_quality.read_text())
+        quality = stream["results"]
+        key = next(k for k in quality if k.startswith(f"{last.name} (stream"))
         cfg = model.config
         meta.update({"lookahead": lookahead, "latency_samples": latency_samples(cfg.n_fft, cfg.hop, lookahead),
                      "latency_ms": round(1000 * latency_samples(cfg.n_fft, cfg.hop, lookahead) / 44100, 1)})
-        meta["scores"]["stream_real_validation"] = {"what": key, **quality[key]}
+        meta["scores"]["stream_real_validation"] = {
+            "what": f"the streaming path (RealtimeSeparator.process, {stream['chunk']}-sample chunks) on the "
+                    f"real validation set, the middle {stream['seconds']:g} s of each song, global SDR, "
+                    "median over songs", **quality[key]}
     target = PRETRAINED_DIR / f"{args.name}.pt"
     save_model(target, model, meta)
     print(f"bundled {last / 'best.pt'} as {target} ({target.stat().st_size / 2 ** 20:.1f} MB)")

@@ -42,6 +42,14 @@ def streamed(separator: RealtimeSeparator, mixture: torch.Tensor, chunk: int) ->
     return torch.cat(list(separator.aligned(pieces)), dim=-1)
 
 
+def label(model: str) -> str:
+    """A bundled name as it is, RUN/best.pt as RUN's folder name, another file by its stem."""
+    path = Path(model)
+    if "/" not in model and path.suffix != ".pt":
+        return model
+    return path.parent.name if path.name == "best.pt" else path.stem
+
+
 def summary(per_song: list[list[float]]) -> dict:
     med = np.median(np.array(per_song), axis=0)
     return {**{s: round(float(v), 2) for s, v in zip(SOURCES, med)}, "mean": round(float(med.mean()), 2)}
@@ -66,14 +74,14 @@ def main() -> None:
         started = time.perf_counter()
         scores = [global_sdr(stems.transpose(1, 2), separator.separate_tensor(stems.sum(0)).transpose(1, 2)).tolist()
                   for _, stems in songs]
-        results[f"{model} (offline)"] = {**summary(scores), "seconds": round(time.perf_counter() - started, 1)}
-        print(model, results[f"{model} (offline)"], flush=True)
+        results[f"{label(model)} (offline)"] = {**summary(scores), "seconds": round(time.perf_counter() - started, 1)}
+        print(label(model), results[f"{label(model)} (offline)"], flush=True)
     for model in args.stream:
         separator = RealtimeSeparator.load(model, lookahead=args.lookahead)
         started = time.perf_counter()
         scores = [global_sdr(stems.transpose(1, 2), streamed(separator, stems.sum(0), args.chunk).transpose(1, 2)).tolist()
                   for _, stems in songs]
-        key = f"{model} (stream, look-ahead {args.lookahead}, {1000 * separator.latency_seconds:.1f} ms)"
+        key = f"{label(model)} (stream, look-ahead {args.lookahead}, {1000 * separator.latency_seconds:.1f} ms)"
         results[key] = {**summary(scores), "seconds": round(time.perf_counter() - started, 1)}
         print(key, results[key], flush=True)
     args.out.write_text(json.dumps({"songs": [name for name, _ in songs], "chunk": args.chunk,

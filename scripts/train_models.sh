@@ -137,6 +137,7 @@ $PY -m convsep train "$CACHE" "$VARIED_CACHE" -o "$WORK/runs/fft4096" --init "$W
 #    bass+other, bf16 matrix products, MSE through the fused step; the best epoch by the real
 #    validation set's mean median global SDR. a) real-a: one epoch of 150 steps at lr 3e-4;
 #    b) real-b: from real-a, cosine from lr 3e-4 over 22 epochs, stopped by --max-minutes.
+#    (step 5's default model is the one bundled before this step: `--init default` means it.)
 REAL=${REAL:-../shared/data/real}
 REAL_CACHE=$WORK/cache-real
 [ -f "$REAL_CACHE/index.json" ] || $PY -m convsep prepare "$REAL" "$REAL_CACHE" --jobs 2
@@ -144,24 +145,31 @@ real4=(--model convsep-stereo --model-config '{"n_fft": 4096, "hop": 1024, "conv
        "bottleneck": 256, "input_scale": 0.015625000000000003}' --loss mse --optimiser adam --lr 3e-4
        --batch-size 16 --blocks-per-excerpt 4 --precision bf16 --valid-seconds 30 --patience 0 --no-progress
        --speed-max 1.12 --speed-p 0.3 --grouped-share 0.5 --steps-per-epoch 150 --device "$DEVICE")
+# (real-a ran with --schedule cosine --epochs 70 and was stopped by hand after its first epoch)
 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-a" --init default "${real4[@]}" --epochs 1 --seed 0
 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-b" --init "$WORK/runs/real-a/best.pt" "${real4[@]}" \
     --schedule cosine --epochs 22 --seed 0 --max-minutes "$(minutes 100)"
 # 7. The low-latency model for real songs: step 4's model fine-tuned on the same data with the
 #    loss on the frame that causal inference at look-ahead 1 (29.0 ms) takes, one thread:
-#    a) rt-a: lr 5e-4, best after the first epoch; b) rt-b: from rt-a, cosine from lr 1e-4.
+#    a) rt-a: lr 5e-4 (cosine over 20 epochs, stopped by hand after 4; best at the first):
+#       bundled as `realtime-small`; b) rt-wide: rt-a widened without changing its function
+#       (conv1 50 -> 128, conv2 30 -> 48, bottleneck 128 -> 256), cosine from lr 3e-4 over 15
+#       epochs (best at 6): bundled as `realtime`. (rt-b, rt-a at lr 1e-4 over 10 epochs, did
+#       not do better: 2.48 against 2.50.)
 rt=(--model convsep-stereo --lookahead 1 --loss mse --optimiser adam --batch-size 16 --blocks-per-excerpt 4
     --precision bf16 --valid-seconds 30 --patience 0 --no-progress --speed-max 1.12 --speed-p 0.3
     --grouped-share 0.5 --steps-per-epoch 150 --device "$DEVICE")
 OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-a" --init realtime "${rt[@]}" --lr 5e-4 \
-    --schedule cosine --epochs 20 --seed 1 --max-minutes "$(minutes 45)"
-OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-b" --init "$WORK/runs/rt-a/best.pt" "${rt[@]}" \
-    --lr 1e-4 --schedule cosine --epochs 10 --seed 1 --max-minutes "$(minutes 30)"
+    --schedule cosine --epochs 20 --seed 1 --max-minutes "$(minutes 3)"
+OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-wide" --init "$WORK/runs/rt-a/best.pt" "${rt[@]}" \
+    --model-config '{"conv1_filters": 128, "conv2_filters": 48, "bottleneck": 256}' --lr 3e-4 --schedule cosine \
+    --epochs 15 --seed 1 --max-minutes "$(minutes 35)"
 # Scores on the real validation set, the streaming path, the figure, and bundling:
 #   $PY -m convsep evaluate --root "$REAL" --split valid -m default -m synthetic -m "$WORK/runs/real-b/best.pt" -o "$WORK/eval-real"
-#   $PY scripts/evaluate_stream_real.py "$REAL" --stream realtime "$WORK/runs/rt-b/best.pt" --offline "$WORK/runs/real-b/best.pt"
+#   $PY scripts/evaluate_stream_real.py "$REAL" --stream realtime "$WORK/runs/rt-a/best.pt" "$WORK/runs/rt-wide/best.pt" --offline
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" --base realtime --name realtime-small
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" "$WORK/runs/rt-wide" --base realtime --name realtime
 #   $PY scripts/bundle_real_songs_model.py "$WORK/runs/real-a" "$WORK/runs/real-b" --evaluation "$WORK/eval-real"
-#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" "$WORK/runs/rt-b" --evaluation "$WORK/eval-real" --base realtime --name realtime
 #   $PY scripts/quality_speed.py "$WORK/eval-real" --models default synthetic realtime
 
 # Evaluate every model and the oracles on the test split; then bundle the best one, e.g.
