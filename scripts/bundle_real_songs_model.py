@@ -38,6 +38,10 @@ REAL = [
     "for validation",
 ]
 
+MIR1K = ("MIR-1K (Hsu and Jang, 2010): singing of the 15 training singers mixed into a fifth of the excerpts "
+         "and their karaoke mixes as a quarter-batch scored as vocals / accompaniment; free for research: "
+         "research use only")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -72,11 +76,16 @@ def main() -> None:
                   "real_validation_mean": round(sum(medians.values()) / 4, 2)}
     train_config = dict(meta.get("train_config", {}))
     lookahead = train_config.get("lookahead")
-    train_config.update(root="../shared/data/real", outdir=f"work/runs/{last.name}", cache=None)
+    train_config.update(root="work/cache-real", outdir=f"work/runs/{last.name}", cache=None,
+                        init=f"work/runs/{args.runs[-2].name}/best.pt" if len(args.runs) > 1 else args.base,
+                        **({"mir1k": "../shared/data/real/mir1k", "karaoke_cache": "work"}
+                           if train_config.get("mir1k") else {}))
     previous_data = base_meta.get("trained_on", [])
+    mir1k = ([MIR1K] if any(json.loads((r / "config.json").read_text())["train"].get("mir1k") for r in args.runs)
+             else [])
     meta.update({
         "name": args.name,
-        "trained_on": REAL + [f"before: the bundled '{args.base}' model, trained on: "
+        "trained_on": REAL + mir1k + [f"before: the bundled '{args.base}' model, trained on: "
                               + (" | ".join(previous_data) if isinstance(previous_data, list) else str(previous_data))],
         "train_config": train_config,
         "recipe": f"scripts/train_models.sh step {6 if lookahead is None else 7} ("

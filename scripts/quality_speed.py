@@ -80,6 +80,7 @@ def figure(points: list[dict], out: Path) -> None:
         ax.annotate(p["name"] + (" (published, MUSDB18 test)" if published else ""),
                     (p["seconds_per_minute"], p["sdr"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.set_xlim(min(p["seconds_per_minute"] for p in points) / 2, max(p["seconds_per_minute"] for p in points) * 12)
     ax.set_xlabel("seconds to separate one minute of stereo (2 CPU threads, log scale)")
     ax.set_ylabel("SDR (dB, mean of the four stems)")
     ax.set_title("convsep on the real four-stem validation set (median global SDR)\n"
