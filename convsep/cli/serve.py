@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("-m", "--model", action="append", default=None, metavar="MODEL",
                    help="model file or bundled model name the page may choose (repeatable; the first "
-                        "is the default; default: the bundled default model)")
+                        "is the default; default: the bundled models that separate files offline, "
+                        "the default model first)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (default: 200 MB)")
     p.add_argument("--queue", type=int, default=16, help="jobs waiting at most (default: 16)")
     p.add_argument("--workers", type=int, default=1, help="songs separated at once (default: 1)")
@@ -40,8 +41,8 @@ def handler(args: argparse.Namespace) -> int:
         raise ConvSepError(f"--port {args.port}: not a port number")
     if args.threads is not None and args.threads < 1:
         raise ConvSepError("--threads must be at least 1")
-    models = args.model or [None]
-    for model in models:           # a bad model is an error now, not on the first upload
+    models = args.model or None    # None: the bundled models that separate files offline
+    for model in models or []:           # a bad model is an error now, not on the first upload
         load_model(model)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     options = ServeOptions(models=models, max_upload_bytes=int(args.max_upload_mb * 1e6),

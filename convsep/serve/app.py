@@ -2,6 +2,7 @@
 
 JSON API (the page uses it too):
     GET    /api/info                      models, their sources, the upload limit
+    GET    /api/models                    the models' quality (real validation set) and speed
     POST   /api/jobs                      multipart ``file`` (+ ``model``, ``stems``, ``two_stems``) -> {"id": ...}
     GET    /api/jobs                      {"jobs": [job, ...]}
     GET    /api/jobs/{id}                 status, progress in [0, 1], stems with their URLs when done
@@ -27,7 +28,7 @@ import threading
 import urllib.parse
 import webbrowser
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ SECURITY_HEADERS = {
 
 @dataclass
 class ServeOptions:
-    models: list[str | None] = field(default_factory=lambda: [None])
+    models: list[str | None] | None = None   # None: the bundled offline models, the default first
     max_upload_bytes: int = 200_000_000
     queue_size: int = 16
     workers: int = 1
@@ -260,14 +261,23 @@ def create_app(options: ServeOptions | None = None, allowed_hosts: list[str] | N
     def info(request: Request) -> dict:
         jobs = manager(request)
         models = []
-        for name in jobs.models:
-            try:
-                sources = list(jobs.separator(name).sources)
-            except ConvSepError as exc:
-                raise _error(500, str(exc))
-            models.append({"name": name, "sources": sources})
+        try:
+            for card in jobs.cards():
+                models.append({**card, "sources": list(jobs.separator(card["name"]).sources)})
+        except ConvSepError as exc:
+            raise _error(500, str(exc))
         return {"models": models, "max_upload_bytes": options.max_upload_bytes,
                 "formats": sorted(s.lstrip(".") for s in AUDIO_SUFFIXES), "downloads": ["wav", "flac", "mp3"]}
+
+    @app.get("/api/models")
+    def list_models(request: Request) -> dict:
+        """The model choices with their quality on the real validation set and their speed."""
+        jobs = manager(request)
+        try:
+            cards = jobs.cards()
+        except ConvSepError as exc:
+            raise _error(500, str(exc))
+        return {"models": cards}
 
     @app.post("/api/jobs", status_code=201)
     def create_job(request: Request, file: UploadFile = File(...), model: str | None = Form(None),

@@ -27,6 +27,8 @@ from convsep.errors import ConvSepError
 from convsep.io.audio import probe
 from convsep.io.mixdown import EXPORT_FORMATS, check_format, check_gains, convert, mix_stems
 from convsep.io.nistems import NI_STEMS, write_stem_mp4
+from convsep.models.modelfile import read_model_file
+from convsep.models.registry import DEFAULT_MODEL, list_models
 from convsep.separation.separator import Separator
 from convsep.separation.stems import plan_outputs
 
@@ -39,6 +41,43 @@ def web_message(message: str) -> str:
     return message.replace("pass --allow-truncated to separate what decodes",
                            "re-download or re-export the song; on the command line, "
                            "convsep separate --allow-truncated separates what decodes")
+
+
+def offline_models() -> list[str | None]:
+    """The bundled models the page offers when ``-m`` names none: the default first (None),
+    then every other bundled model that separates files offline (not the low-latency
+    streaming models, whose metadata has a ``lookahead``)."""
+    choices: list[str | None] = [None]
+    for name in list_models():
+        if name != DEFAULT_MODEL and not read_model_file(name).get("metadata", {}).get("lookahead"):
+            choices.append(name)
+    return choices
+
+
+def model_card(model: str | None) -> dict:
+    """What the page shows of a model: its quality on the real four-stem validation set (mean
+    of the stems' median global SDR, dB, and per stem), its speed (seconds per minute of
+    stereo on 2 threads) and whether it is a low-latency streaming model. None where the
+    model file does not say."""
+    meta = read_model_file(model).get("metadata", {})
+    scores = meta.get("scores") if isinstance(meta.get("scores"), dict) else {}
+    speed = meta.get("speed") if isinstance(meta.get("speed"), dict) else {}
+    quality = scores.get("real_validation_mean")
+    stems = scores.get("real_validation_global_sdr_median")
+    streaming = bool(meta.get("lookahead"))
+    stream = scores.get("stream_real_validation")
+    if quality is None and isinstance(stream, dict):       # a streaming model: its streaming path's scores
+        quality = stream.get("mean")
+        stems = {k: v for k, v in stream.items() if isinstance(v, (int, float)) and k not in ("mean", "seconds")}
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    return {"quality_db": number(quality),
+            "stems": {str(k): number(v) for k, v in stems.items()} if isinstance(stems, dict) else {},
+            "seconds_per_minute": number(speed.get("seconds_per_minute_of_stereo")),
+            "real_time_factor_one_thread": number(speed.get("real_time_factor_one_thread")),
+            "streaming": streaming}
 
 
 class Cancelled(Exception):
@@ -99,7 +138,7 @@ class Job:
 class JobManager:
     """Owns the jobs, the queue and the worker threads; ``close()`` removes every file."""
 
-    def __init__(self, models: Sequence[str | None] = (None,), queue_size: int = 16,
+    def __init__(self, models: Sequence[str | None] | None = None, queue_size: int = 16,
                  workers: int = 1, keep_seconds: float = 3600.0, root: Path | None = None,
                  threads: int | None = None):
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="convsep-serve-"))
@@ -107,9 +146,10 @@ class JobManager:
         self.keep_seconds = keep_seconds
         # model choices: display name -> model file or bundled name (None: the default)
         self.models: dict[str, str | None] = {}
-        for model in models:
+        for model in offline_models() if models is None else models:
             self.models[Path(model).stem if model else "default"] = model
         self._separators: dict[str, Separator] = {}
+        self._cards: list[dict] | None = None
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self.queue_size = queue_size
@@ -127,6 +167,13 @@ class JobManager:
     @property
     def default_model(self) -> str:
         return next(iter(self.models))
+
+    def cards(self) -> list[dict]:
+        """Each model choice's name, whether it is the default, and its card (read once)."""
+        if self._cards is None:       # a race reads the files twice, harmlessly
+            self._cards = [{"name": name, "default": name == self.default_model, **model_card(path)}
+                           for name, path in self.models.items()]
+        return [dict(card) for card in self._cards]
 
     def separator(self, model: str) -> Separator:
         """The loaded Separator of a model choice (loaded once)."""

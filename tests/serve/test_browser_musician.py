@@ -5,6 +5,7 @@ refused files, and a server that stops."""
 from __future__ import annotations
 
 import io
+import json
 import time
 import urllib.request
 
@@ -187,3 +188,49 @@ def _answers(base: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_model_menu_and_spectrogram(browser, tmp_path):
+    path = tmp_path / "song.wav"
+    sf.write(path, song(3.0, seed=7), 44100, subtype="FLOAT")
+    port = free_port()
+    proc = start_server(port)
+    try:
+        browser.get(f"http://127.0.0.1:{port}/")
+        options = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"), 30, "the model list")
+        labels = {o.get_attribute("value"): o.text for o in options}
+        assert labels["default"] == "default \u2014 3.45 dB, 0.42 s per minute", labels
+        assert labels["synthetic"].startswith("synthetic \u2014 ") and "s per minute" in labels["synthetic"]
+        assert "realtime" not in labels
+        assert css(browser, "#model").get_attribute("value") == "default"
+        browser.execute_script("const s = arguments[0]; s.value = 'synthetic'; s.dispatchEvent(new Event('change'))",
+                               css(browser, "#model"))
+        css(browser, "#file-input").send_keys(str(path))
+        card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".job[data-ready=true]"), 180, "the stems")[0]
+        job = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/jobs", timeout=30).read())["jobs"][0]
+        assert job["model"] == "synthetic"
+        pixels = "const c = arguments[0], d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;" \
+                 "const seen = new Set(); let opaque = 0;" \
+                 "for (let i = 0; i < d.length; i += 4) { if (d[i + 3]) opaque++; seen.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]); }" \
+                 "return [opaque / (d.length / 4), seen.size];"
+        view = css(card, ".view")
+        assert view.text == "Spectrogram" and card.get_attribute("data-view") == "waveform"
+        view.click()
+        wait_for(lambda: card.get_attribute("data-view") == "spectrogram", 10, "the spectrogram view")
+        assert view.get_attribute("aria-pressed") == "true" and view.text == "Waveform"
+        for stem in ("vocals", "drums", "bass", "other"):
+            opaque, colours = browser.execute_script(pixels, css(card, f"[data-stem={stem}] .wave"))
+            assert opaque == 1.0 and colours > 20, (stem, opaque, colours)      # a full image, not one colour
+        view.click()
+        wait_for(lambda: card.get_attribute("data-view") == "waveform", 10, "the waveform view")
+        opaque, _ = browser.execute_script(pixels, css(card, "[data-stem=vocals] .wave"))
+        assert opaque < 1.0          # the waveform again, with its transparent background
+        # the view is kept across a reload, like the mixer's settings
+        view.click()
+        browser.refresh()
+        card = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".job"), 30, "the card")[0]
+        wait_for(lambda: card.find_elements(By.CSS_SELECTOR, ".open"), 30, "the open button")[0].click()
+        wait_for(lambda: card.get_attribute("data-ready") == "true", 60, "the player")
+        assert card.get_attribute("data-view") == "spectrogram"
+    finally:
+        stop_server(proc)

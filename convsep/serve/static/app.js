@@ -88,9 +88,24 @@ function setUpDrop() {
   drop.addEventListener("drop", (event) => upload([...event.dataTransfer.files]));
 }
 
+// "default \u2014 3.45 dB, 0.42 s per minute": quality on the real validation set, separation time
+function modelLabel(m) {
+  const parts = [];
+  if (typeof m.quality_db === "number") parts.push(`${m.quality_db.toFixed(2)} dB`);
+  if (typeof m.seconds_per_minute === "number") parts.push(`${m.seconds_per_minute.toFixed(2)} s per minute`);
+  if (m.streaming) parts.push("low-latency streaming model");
+  return parts.length ? `${m.name} \u2014 ${parts.join(", ")}` : m.name;
+}
+
 function fillOptions() {
   const model = $("#model");
-  model.replaceChildren(...info.models.map((m) => new Option(m.name, m.name)));
+  model.replaceChildren(...info.models.map((m) => {
+    const option = new Option(modelLabel(m), m.name);
+    const stems = Object.entries(m.stems || {}).map(([s, db]) => `${s} ${db} dB`).join(", ");
+    if (stems) option.title = `real validation set, median global SDR: ${stems}`;
+    return option;
+  }));
+  model.value = (info.models.find((m) => m.default) || info.models[0]).name;
   const setModes = () => {
     const sources = info.models.find((m) => m.name === model.value).sources;
     $("#mode").replaceChildren(new Option(`all ${sources.length}`, ""),
@@ -225,6 +240,11 @@ class Player {
     $(".stop", el).addEventListener("click", () => this.stop());
     $(".format", el).addEventListener("change", () => { this.links(); this.save(); });
     $(".mix", el).addEventListener("click", () => this.exportMix());
+    $(".view", el).addEventListener("click", () => {
+      this.view = this.view === "spectrogram" ? "waveform" : "spectrogram";
+      this.showView();
+      this.save();
+    });
     if (job.stem_mp4) { $(".stem-mp4", el).href = job.stem_mp4; $(".stem-mp4", el).hidden = false; }
   }
 
@@ -247,7 +267,7 @@ class Player {
   }
 
   save() {
-    const state = { offset: this.position(), format: this.format(), stems: {} };
+    const state = { offset: this.position(), format: this.format(), view: this.view, stems: {} };
     for (const s of this.stems) state.stems[s.name] = { mute: s.mute, solo: s.solo, volume: s.volume };
     try { localStorage.setItem(this.key, JSON.stringify(state)); } catch (e) { /* storage full or off */ }
   }
@@ -293,6 +313,7 @@ class Player {
     const box = $(".stems", this.el);
     const saved = this.saved();
     if (saved.format) $(".format", this.el).value = saved.format;
+    this.view = saved.view === "spectrogram" ? "spectrogram" : "waveform";
     $(".status", this.el).textContent = "loading the stems\u2026";
     try {
       for (const stem of this.job.stems) {
@@ -318,7 +339,8 @@ class Player {
         const kept = (saved.stems || {})[stem.name] || {};
         const entry = { name: stem.name, url: stem.url, row, buffer, gain, mute: !!kept.mute, solo: !!kept.solo,
                         volume: typeof kept.volume === "number" ? kept.volume : 1, source: null,
-                        peaks: peaks(buffer, $(".wave", row).width) };
+                        peaks: peaks(buffer, $(".wave", row).width),
+                        spectrum: spectrogram(buffer, $(".wave", row).width, $(".wave", row).height) };
         $(".volume", row).value = entry.volume;
         this.stems.push(entry);
         this.duration = Math.max(this.duration, buffer.duration);
@@ -346,6 +368,16 @@ class Player {
     this.el.dataset.ready = "true";
     this.links();
     this.mix();
+    this.showView();
+  }
+
+  showView() {
+    const spec = this.view === "spectrogram";
+    const button = $(".view", this.el);
+    button.setAttribute("aria-pressed", String(spec));
+    button.textContent = spec ? "Waveform" : "Spectrogram";
+    button.title = spec ? "show the waveforms" : "show each stem's spectrogram (frequency against time)";
+    this.el.dataset.view = this.view;
     this.draw();
   }
 
@@ -422,7 +454,10 @@ class Player {
       wave.setAttribute("aria-valuenow", String(Math.round(t)));
       wave.setAttribute("aria-valuetext", `${clock(t)} of ${clock(this.duration)}`);
     }
-    for (const s of this.stems) drawWave($(".wave", s.row), s.peaks, COLORS[s.name] || "#495057", t / this.duration);
+    for (const s of this.stems) {
+      if (this.view === "spectrogram") drawSpectrogram($(".wave", s.row), s.spectrum, t / this.duration);
+      else drawWave($(".wave", s.row), s.peaks, COLORS[s.name] || "#495057", t / this.duration);
+    }
   }
 }
 
@@ -443,6 +478,77 @@ function peaks(buffer, columns) {
     out[2 * x] = lo; out[2 * x + 1] = hi;
   }
   return out;
+}
+
+// Spectrogram: a Hann-windowed FFT of the channel mean at each column, log magnitude (dB against
+// a full-scale sine) on a log frequency axis (30 Hz at the bottom to Nyquist at the top).
+const FFT_SIZE = 2048;
+const SPEC_FLOOR_DB = -100;
+
+function fft(re, im) {
+  const n = re.length;
+  for (let i = 1, j = 0; i < n; i++) {
+    let bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) { [re[i], re[j]] = [re[j], re[i]]; [im[i], im[j]] = [im[j], im[i]]; }
+  }
+  for (let len = 2; len <= n; len <<= 1) {
+    const angle = -2 * Math.PI / len;
+    for (let i = 0; i < n; i += len) {
+      for (let k = 0; k < len / 2; k++) {
+        const wr = Math.cos(angle * k), wi = Math.sin(angle * k);
+        const a = i + k, b = a + len / 2;
+        const tr = re[b] * wr - im[b] * wi, ti = re[b] * wi + im[b] * wr;
+        re[b] = re[a] - tr; im[b] = im[a] - ti;
+        re[a] += tr; im[a] += ti;
+      }
+    }
+  }
+}
+
+function heat(v) {        // 0..1 -> [r, g, b], dark blue through red to pale yellow
+  return [Math.round(255 * Math.min(1, 1.8 * v)), Math.round(255 * Math.max(0, Math.min(1, 2 * v - 0.6))),
+          Math.round(255 * Math.max(0, 0.35 - v) + 255 * Math.max(0, v - 0.8) * 3)];
+}
+
+function spectrogram(buffer, width, height) {
+  const channels = [...Array(buffer.numberOfChannels).keys()].map((c) => buffer.getChannelData(c));
+  const n = FFT_SIZE, half = n / 2;
+  const hann = new Float32Array(n).map((_, i) => 0.5 - 0.5 * Math.cos(2 * Math.PI * i / n));
+  const fullScale = n / 4;                 // a full-scale sine's peak magnitude with this window
+  const nyquist = buffer.sampleRate / 2, low = 30;
+  const rowBin = new Float32Array(height);  // row 0 is the top (the highest frequency)
+  for (let y = 0; y < height; y++) rowBin[y] = (low * (nyquist / low) ** (1 - y / Math.max(1, height - 1))) / nyquist * half;
+  const image = new ImageData(width, height);
+  const re = new Float32Array(n), im = new Float32Array(n), db = new Float32Array(half + 1);
+  for (let x = 0; x < width; x++) {
+    const start = Math.floor((x + 0.5) * buffer.length / width) - half;
+    for (let i = 0; i < n; i++) {
+      const at = start + i;
+      let v = 0;
+      if (at >= 0 && at < buffer.length) { for (const data of channels) v += data[at]; v /= channels.length; }
+      re[i] = v * hann[i]; im[i] = 0;
+    }
+    fft(re, im);
+    for (let k = 0; k <= half; k++) db[k] = 20 * Math.log10(Math.hypot(re[k], im[k]) / fullScale + 1e-12);
+    for (let y = 0; y < height; y++) {
+      const lo = Math.floor(rowBin[y]), hi = Math.max(lo, Math.floor(y > 0 ? rowBin[y - 1] : half));
+      let best = SPEC_FLOOR_DB;
+      for (let k = lo; k <= Math.min(hi, half); k++) if (db[k] > best) best = db[k];
+      const [r, g, b] = heat(Math.max(0, Math.min(1, 1 - best / SPEC_FLOOR_DB)));
+      const p = 4 * (y * width + x);
+      image.data[p] = r; image.data[p + 1] = g; image.data[p + 2] = b; image.data[p + 3] = 255;
+    }
+  }
+  return image;
+}
+
+function drawSpectrogram(canvas, image, played) {
+  const g = canvas.getContext("2d");
+  g.putImageData(image, 0, 0);
+  g.fillStyle = "#ffffff";
+  g.fillRect(Math.floor(played * canvas.width), 0, 1, canvas.height);
 }
 
 function drawWave(canvas, data, color, played) {
