@@ -199,7 +199,7 @@ def test_model_menu_and_spectrogram(browser, tmp_path):
         browser.get(f"http://127.0.0.1:{port}/")
         options = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"), 30, "the model list")
         labels = {o.get_attribute("value"): o.text for o in options}
-        assert labels["default"] == "default \u2014 3.45 dB, 0.42 s per minute", labels
+        assert labels["default"] == "default \u2014 3.53 dB, 0.42 s per minute", labels
         assert labels["synthetic"].startswith("synthetic \u2014 ") and "s per minute" in labels["synthetic"]
         assert "realtime" not in labels
         assert css(browser, "#model").get_attribute("value") == "default"
