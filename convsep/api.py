@@ -23,6 +23,7 @@ from convsep.io.filesafety import (
     describe_os_error,
     inside,
     inside_real,
+    remove_created_folders,
     remove_stale_folders,
     remove_stale_temporaries,
     safe_component,
@@ -230,11 +231,7 @@ def separate_file(path: str | os.PathLike, outdir: str | os.PathLike = "separate
             for done in committed:
                 done.unlink(missing_ok=True)
         claim.release()
-        for made in created:                  # innermost first; only if still empty
-            try:
-                made.rmdir()
-            except OSError:
-                break
+        remove_created_folders(created)
         raise
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from evaluate_realtime import label  # scripts/ is on the path of a script run from it
 
 from convsep.constants import SAMPLE_RATE, SOURCES
 from convsep.data.tracks import list_tracks, load_sources
@@ -40,14 +41,6 @@ def streamed(separator: RealtimeSeparator, mixture: torch.Tensor, chunk: int) ->
     """(2, n) -> (4, 2, n) through ``process`` chunk by chunk, the latency removed."""
     pieces = (mixture[:, i:i + chunk] for i in range(0, mixture.shape[-1], chunk))
     return torch.cat(list(separator.aligned(pieces)), dim=-1)
-
-
-def label(model: str) -> str:
-    """A bundled name as it is, RUN/best.pt as RUN's folder name, another file by its stem."""
-    path = Path(model)
-    if "/" not in model and path.suffix != ".pt":
-        return model
-    return path.parent.name if path.name == "best.pt" else path.stem
 
 
 def summary(per_song: list[list[float]]) -> dict:

@@ -17,7 +17,6 @@ of machine, from its results file.
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _common import machine  # noqa: E402
+from _common import machine, timed  # noqa: E402
 
 from convsep.constants import SAMPLE_RATE, SOURCES  # noqa: E402
 from convsep.models import PRESETS, ConvSep  # noqa: E402
@@ -46,13 +45,8 @@ def validation_mean(evaluation: Path, method: str) -> dict:
 
 def seconds_per_minute(separator: Separator, seconds: float) -> float:
     x = 0.1 * torch.randn(2, int(seconds * SAMPLE_RATE), generator=torch.Generator().manual_seed(0))
-    separator.separate_tensor(x[:, :SAMPLE_RATE * 5])                       # warm-up
-    times = []
-    for _ in range(3):
-        started = time.perf_counter()
-        separator.separate_tensor(x)
-        times.append(time.perf_counter() - started)
-    return min(times) * 60.0 / seconds
+    run = timed(lambda: separator.separate_tensor(x), repeats=3)
+    return min(run["times_s"]) * 60.0 / seconds
 
 
 def peer_times(path: Path) -> dict:

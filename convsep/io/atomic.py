@@ -28,15 +28,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """``atomic_write_bytes`` of ``text`` (UTF-8), creating ``path``'s folder if needed."""
     check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        check_replaceable(path)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if not isinstance(exc, OSError):
-            raise
-        raise ConvSepError(f"{path}: could not write ({exc.strerror or exc})") from None
+    atomic_write_bytes(path, text.encode())

@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 from pathlib import Path
+from typing import Iterable
 
 from convsep.errors import ConvSepError
 
@@ -134,6 +135,16 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def remove_created_folders(created: Iterable[Path]) -> None:
+    """Removes the folders a run created (innermost first), each only while it is empty: the
+    first that is not (or cannot be removed) stops it, and everything above it stays."""
+    for made in created:
+        try:
+            made.rmdir()
+        except OSError:
+            break
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -20,7 +20,14 @@ import soxr
 from convsep.constants import SAMPLE_RATE
 from convsep.errors import ConvSepError
 from convsep.io.audio import MAX_RATE, MIN_RATE, AtomicAudioWriter, AudioReader, adapt_channels, probe
-from convsep.io.filesafety import FolderClaim, inside, inside_real, remove_stale_temporaries, safe_component
+from convsep.io.filesafety import (
+    FolderClaim,
+    inside,
+    inside_real,
+    remove_created_folders,
+    remove_stale_temporaries,
+    safe_component,
+)
 from convsep.separation.live import LiveSeparation
 from convsep.separation.realtime import RealtimeSeparator
 
@@ -202,11 +209,7 @@ def stream_to_files(separator: RealtimeSeparator, chunks: Iterable[np.ndarray], 
             for done in committed:
                 done.unlink(missing_ok=True)
         claim.release()
-        for made in created:                  # innermost first; only if still empty
-            try:
-                made.rmdir()
-            except OSError:
-                break
+        remove_created_folders(created)
         raise
     claim.release()
     return StreamResult(length(), rate, time.perf_counter() - started, targets,

@@ -21,6 +21,7 @@ from convsep.errors import ConvSepError
 from convsep.evaluate.karaoke_scores import karaoke_mixtures, score_karaoke
 from convsep.evaluate.sdr import global_sdr
 from convsep.io.atomic import atomic_write_bytes
+from convsep.io.filesafety import remove_created_folders
 from convsep.models import ConvSep, preset
 from convsep.models.modelfile import load_model, save_model
 from convsep.models.widen import WIDTHS, widen, widening_problem
@@ -102,11 +103,7 @@ class Trainer:
                 self._restore(load_checkpoint(self.outdir / LAST))
         except BaseException:
             # a run that fails while setting up leaves no empty run folder behind
-            for made in self._created:                  # innermost first; only if empty
-                try:
-                    made.rmdir()
-                except OSError:
-                    break
+            remove_created_folders(self._created)
             raise
 
     # -- set-up -----------------------------------------------------------------------
