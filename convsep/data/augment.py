@@ -90,6 +90,12 @@ class AugmentConfig:
         return self.speed and self.speed_max > 1.0 and self.speed_p > 0.0
 
 
+def catmull_rom(p0: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor, p3: torch.Tensor,
+                t: torch.Tensor) -> torch.Tensor:
+    """The Catmull-Rom cubic through p1 (t = 0) and p2 (t = 1), with neighbours p0 and p3."""
+    return p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
+
+
 def resample_rows(rows: torch.Tensor, speed: torch.Tensor, length: int) -> torch.Tensor:
     """Rows played at other speeds, as a tape would: float32 (n, C, span) and speeds (n,) ->
     (n, C, length), sample i read at ``1 + i * speed`` by Catmull-Rom interpolation (exact
@@ -100,7 +106,7 @@ def resample_rows(rows: torch.Tensor, speed: torch.Tensor, length: int) -> torch
     t = (position - base).float()[:, None, :]                                  # (n, 1, length)
     base = base.long().clamp_(1, span - 3)[:, None, :].expand(n, C, length)
     p0, p1, p2, p3 = (rows.gather(2, base + k) for k in (-1, 0, 1, 2))         # (n, C, length) each
-    return p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
+    return catmull_rom(p0, p1, p2, p3, t)
 
 
 def _rand(shape: tuple[int, ...], device: torch.device, generator: torch.Generator) -> torch.Tensor:

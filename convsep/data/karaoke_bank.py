@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from convsep.data import mir1k
+from convsep.data.augment import catmull_rom
 from convsep.data.cache import readonly_tensor
 from convsep.errors import ConvSepError
 from convsep.io.filesafety import remove_stale_folders
@@ -113,8 +114,7 @@ def _resampled(audio: torch.Tensor, start: torch.Tensor, speed: torch.Tensor, le
     t = (position - base).float()                                             # (n, length)
     base = base.long()
     p0, p1, p2, p3 = (audio[:, base + k].to(torch.float32) for k in (-1, 0, 1, 2))   # (2, n, length) each
-    out = p1 + 0.5 * t * (p2 - p0 + t * (2 * p0 - 5 * p1 + 4 * p2 - p3 + t * (3 * (p1 - p2) + p3 - p0)))
-    return out.div_(32767.0)
+    return catmull_rom(p0, p1, p2, p3, t).div_(32767.0)
 
 
 def random_eq(x: torch.Tensor, generator: torch.Generator, max_db: float, rate: int) -> torch.Tensor:
