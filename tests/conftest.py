@@ -129,7 +129,7 @@ def stems_folder(tmp_path_factory, make_stems_folder) -> Path:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    """An untrained convsep-stereo model file (seed 0)."""
+    """An untrained convsep-stereo model file (seed 0) whose card says so."""
     import torch
 
     from convsep.models import ConvSep, preset
@@ -137,7 +137,7 @@ def model_file(tmp_path_factory):
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")))
+    save_model(path, ConvSep(preset("convsep-stereo")), {"trained_on": "nothing (random weights)"})
     return path
 
 

@@ -5,19 +5,9 @@ import soundfile as sf
 import torch
 
 import convsep
-from convsep.models import ConvSep, preset
-from convsep.models.modelfile import save_model
 from convsep.models.registry import load_demo
 
 RATE = 44100
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")), {"trained_on": "nothing (random weights)"})
-    return path
 
 
 def music(seconds: float, rate: int = RATE, channels: int = 2) -> np.ndarray:

@@ -1,18 +1,6 @@
 """`convsep info`: a model file's config and metadata."""
-import pytest
-import torch
 
 from convsep.cli import main
-from convsep.models import ConvSep, preset
-from convsep.models.modelfile import save_model
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")), {"trained_on": "nothing (random weights)"})
-    return path
 
 
 def run(args, capsys):

@@ -6,21 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from convsep.cli import main
-from convsep.models import ConvSep, preset
-from convsep.models.modelfile import save_model
 
 RATE = 44100
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "stereo.pt"
-    save_model(path, ConvSep(preset("convsep-stereo")), {"trained_on": "nothing (random weights)"})
-    return path
 
 
 def music(seconds: float, rate: int = RATE, channels: int = 2) -> np.ndarray:
