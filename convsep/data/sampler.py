@@ -2,7 +2,9 @@
 
 Tracks are picked with probability proportional to their number of excerpt start positions
 (``length - excerpt + 1``), then the start is uniform within the track: every excerpt of the
-split is equally likely. Tracks shorter than one excerpt are never picked.
+split is equally likely. With ``track_cap`` a track counts as at most that many start
+positions, so a few long songs do not outweigh many short ones (a whole album beside 7 s
+previews). Tracks shorter than one excerpt are never picked.
 """
 from __future__ import annotations
 
@@ -33,11 +35,14 @@ class ExcerptSampler:
         augment: AugmentConfig | None = None,
         generator: torch.Generator | int | None = None,
         gather: str = "auto",
+        track_cap: int | None = None,
     ):
         if excerpt_samples < 1 or batch_size < 1:
             raise ConvSepError(
                 f"excerpt length and batch size must be positive, got {excerpt_samples} and {batch_size}"
             )
+        if track_cap is not None and track_cap < 1:
+            raise ConvSepError(f"the track cap must be at least one start position, got {track_cap}")
         self.cache = cache
         self.excerpt_samples = int(excerpt_samples)
         self.batch_size = int(batch_size)
@@ -69,7 +74,8 @@ class ExcerptSampler:
                 f"(longest {longest:.2f} s); use shorter excerpts"
             )
         self._starts = starts
-        self._weights = starts.double() / starts.sum()
+        weights = starts if track_cap is None else starts.clamp_max(track_cap)
+        self._weights = weights.double() / weights.sum()
         self._offsets = cache.offsets
         self._scales = cache.scales / INT16_MAX
         self._num_sources = cache.audio.shape[0]
@@ -82,6 +88,11 @@ class ExcerptSampler:
     @property
     def device(self) -> torch.device:
         return self.cache.device
+
+    @property
+    def track_probabilities(self) -> torch.Tensor:
+        """How likely each track is to be drawn: float64 (tracks,), summing to 1."""
+        return self._weights
 
     def _positions(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Track index and start within the track, both int64 (n, S)."""

@@ -86,14 +86,15 @@ class Trainer:
             grouped = bool(self.cache.select(split="train", bass_in_other=True))
             length = excerpt_samples(self.model_config, config.blocks_per_excerpt)
             augment = AugmentConfig.from_dict(config.augment)
+            cap = round(config.track_cap_seconds * self.cache.rate) or None
             self.sampler = ExcerptSampler(self.cache.to_device(self.device, split="train",
                                                                bass_in_other=False if grouped else None),
-                                          length, config.batch_size, augment, generator)
+                                          length, config.batch_size, augment, generator, track_cap=cap)
             self.grouped_sampler = None
             if grouped and config.grouped_share > 0:
                 self.grouped_sampler = ExcerptSampler(self.cache.to_device(self.device, split="train", bass_in_other=True),
                                                       length, max(1, round(config.grouped_share * config.batch_size)),
-                                                      augment, generator)
+                                                      augment, generator, track_cap=cap)
             self.real_songs = any(t.subset in REAL_FOLDERS for t in self.cache.tracks)
             self.valid = self._validation_tracks() if self.ctx.is_main else []
             self.karaoke = self._karaoke_bank("train") if config.mir1k else None

@@ -79,6 +79,19 @@ def test_excerpts_are_uniform_and_aligned_without_cross_song():
     assert abs((start[:, 0].float() / limit).mean().item() - 0.5) < 0.02
 
 
+def test_a_track_cap_keeps_long_songs_from_outweighing_short_ones():
+    lengths = [20100, 200, 300, 200]                   # one long song beside three short ones
+    s = ExcerptSampler(_coded_cache(lengths), 100, 4000, AugmentConfig.none(), 0, track_cap=150)
+    track, start = _decode(s.sample())
+    counts = torch.bincount(track[:, 0], minlength=4).float() / 4000
+    expected = torch.tensor([150.0, 101.0, 150.0, 101.0]) / 502   # capped start positions
+    assert (counts - expected).abs().max() < 0.03
+    long = track[:, 0] == 0                            # the cap picks the song, not the start:
+    assert start[long, 0].float().mean().item() > 5000  # its excerpts still span all of it
+    with pytest.raises(ConvSepError, match="track cap"):
+        ExcerptSampler(_coded_cache(lengths), 100, 4, AugmentConfig.none(), 0, track_cap=0)
+
+
 def test_cross_song_draws_independent_sources():
     cache = _coded_cache([2000] * 8)
     cfg = AugmentConfig.none()

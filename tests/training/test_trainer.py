@@ -167,6 +167,7 @@ def test_bad_training_inputs(corpus, tmp_path, capsys, make_hq_dataset):
     assert "--augment" in err_of(["train", corpus, "-o", tmp_path / "r2", "--augment", "wobble", *common])
     assert "real_speed must be in [1, 2]" in err_of(["train", corpus, "-o", tmp_path / "r3", "--real-speed", "0.5", *common])
     assert "real_eq_db must be in [0, 24]" in err_of(["train", corpus, "-o", tmp_path / "r4", "--real-eq", "-3", *common])
+    assert "track_cap_seconds must be at least 0" in err_of(["train", corpus, "-o", tmp_path / "r6", "--track-cap", "-1", *common])
     assert "real_formant must be in [1, 1.5]" in err_of(["train", corpus, "-o", tmp_path / "r5", "--real-formant", "2", *common])
 
 

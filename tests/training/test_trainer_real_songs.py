@@ -1,20 +1,29 @@
 """Training on real four-stem songs: grouped batches for bass-in-other songs, median validation."""
 from __future__ import annotations
 
+import torch
+
 from convsep.constants import SOURCES
+from tests.conftest import write_real_song
 
 
 def test_training_on_real_songs_scores_grouped_batches_and_the_median(real_root, tmp_path):
     from convsep.training.config import TrainConfig
     from convsep.training.trainer import Trainer
 
+    write_real_song(real_root / "musdb7train" / "Artist - Long Song", 99, seconds=3.0)
     cfg = TrainConfig(root=str(real_root), outdir=str(tmp_path / "run"), model="convsep-stereo",
                       model_overrides={"conv1_filters": 8, "conv2_filters": 4, "bottleneck": 16},
                       batch_size=2, blocks_per_excerpt=1, steps_per_epoch=2, epochs=1, valid_seconds=1.0,
-                      grouped_share=1.0, tensorboard=False)
+                      grouped_share=1.0, track_cap_seconds=0.5, tensorboard=False)
     trainer = Trainer(cfg, progress=False)
     assert trainer.real_songs and trainer.grouped_sampler is not None
-    assert trainer.grouped_sampler.cache.num_tracks == 2 and trainer.sampler.cache.num_tracks == 3
+    assert trainer.grouped_sampler.cache.num_tracks == 2 and trainer.sampler.cache.num_tracks == 4
+    # every song is longer than its excerpts by more than the cap: the 3 s song is drawn no
+    # more often than the 1 s songs
+    for sampler in (trainer.sampler, trainer.grouped_sampler):
+        p = sampler.track_probabilities
+        assert torch.allclose(p, torch.full_like(p, 1 / len(p)))
     seen = []
     original = trainer.loss_of.backward
 
