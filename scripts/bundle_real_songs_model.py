@@ -4,6 +4,7 @@ validation set.
 
     python scripts/bundle_real_songs_model.py RUN [RUN ...] --evaluation EVAL [--method NAME]
         [--stream-quality benchmarks/results/realtime_quality_real.json] [--name default]
+        [--input-level-db -16]
 
 The runs are `convsep train` outputs, each started from the one before (the first from
 ``--base``, a bundled model whose card counts its own training time); the last one's
@@ -53,6 +54,9 @@ def main() -> None:
     parser.add_argument("--base", default="default", help="the bundled model the first run started from")
     parser.add_argument("--stream-quality", type=Path, default=Path("benchmarks/results/realtime_quality_real.json"))
     parser.add_argument("--name", default="default")
+    parser.add_argument("--input-level-db", type=float, default=None,
+                        help="bring songs to this RMS level (dBFS) before the model, when the validation "
+                             "set says it helps (the evaluation must then have scored it so)")
     args = parser.parse_args()
     last = args.runs[-1]
     method = args.method or last.name
@@ -98,7 +102,9 @@ def main() -> None:
                         "model, on MIR-1K (research): use this model for research only",
         "scores": scores,
     })
-    meta.pop("input_level_db", None)             # validated and scored without level matching
+    meta.pop("input_level_db", None)             # validated during training without level matching
+    if args.input_level_db is not None:
+        meta["input_level_db"] = args.input_level_db
     if lookahead is not None:
         if args.evaluation is None and not args.stream_quality.is_file():
             raise SystemExit(f"{args.stream_quality}: run scripts/evaluate_stream_real.py first")

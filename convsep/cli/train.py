@@ -92,6 +92,9 @@ def register(subparsers) -> None:
     p.add_argument("--grouped-share", type=float, default=d.grouped_share,
                    help="excerpts of songs whose bass is inside 'other' per step, as a share of the batch; "
                         f"scored with bass + other as one group (default {d.grouped_share})")
+    p.add_argument("--ema", type=float, default=d.ema, metavar="DECAY",
+                   help="validate and save a moving average of the weights, moved by 1 - DECAY after each step "
+                        "(e.g. 0.998: about the last 500 steps; default 0: the weights themselves)")
     p.add_argument("--track-cap", type=float, default=d.track_cap_seconds, metavar="SECONDS",
                    help="when excerpts are drawn, a song weighs at most this many seconds of start positions, "
                         "so a few long songs do not outweigh many short ones (default 0: every excerpt equally likely)")
@@ -144,7 +147,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         valid_seconds=args.valid_seconds, checkpoint_every=args.checkpoint_every, seed=args.seed,
         max_minutes=args.max_minutes, init=args.init, lookahead=args.lookahead, micro_batch=args.micro_batch, precision=args.precision,
         mir1k=args.mir1k, karaoke_cache=args.karaoke_cache, real_vocals_p=args.real_vocals_p, real_speed=args.real_speed,
-        real_eq_db=args.real_eq, real_formant=args.real_formant, karaoke_share=args.karaoke_share, grouped_share=args.grouped_share, track_cap_seconds=args.track_cap, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
+        real_eq_db=args.real_eq, real_formant=args.real_formant, karaoke_share=args.karaoke_share, grouped_share=args.grouped_share, track_cap_seconds=args.track_cap, ema=args.ema, real_valid_clips=args.real_valid_clips, select_on=args.select_on,
         device=args.device, augment=augment.to_dict(), tensorboard=not args.no_tensorboard,
     ).validate()
 

@@ -54,6 +54,7 @@ class TrainConfig:
     real_level_db: tuple = (-8.0, 3.0)  # voice RMS against the accompaniment, drawn uniformly
     real_valid_clips: int = 24          # held-out clips scored after each epoch (x 2 levels)
     grouped_share: float = 0.5          # excerpts of bass-in-other songs per step, as a share of batch_size
+    ema: float = 0.0                    # decay of a moving average of the weights, validated and saved (0: off)
     track_cap_seconds: float = 0.0      # a track weighs at most this many seconds of excerpt starts (0: no cap)
     select_on: str = "auto"             # best model by: synthetic, real, auto (real when mir1k is set)
     device: str = "cpu"
@@ -87,6 +88,8 @@ class TrainConfig:
             problems.append("real_vocals_p must be in [0, 1] and karaoke_share in [0, 4]")
         if not 0 <= self.grouped_share <= 4:
             problems.append("grouped_share must be in [0, 4]")
+        if not 0 <= self.ema < 1:
+            problems.append("ema must be in [0, 1)")
         if self.track_cap_seconds < 0:
             problems.append("track_cap_seconds must be at least 0")
         if not 1 <= self.real_speed <= 2:

@@ -2,6 +2,7 @@
 best and last checkpoints, exact resume, early stopping, logs."""
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -31,6 +32,7 @@ from convsep.separation.separator import Separator
 from convsep.training import distributed
 from convsep.training.checkpoint import config_difference, load_checkpoint, save_checkpoint
 from convsep.training.config import TrainConfig
+from convsep.training.ema import WeightAverage
 from convsep.training.logs import TensorBoardLog
 from convsep.training.step import LossComputer, excerpt_samples
 
@@ -71,6 +73,7 @@ class Trainer:
             self.model_config = self.model.config
             if config.init and not resume:
                 self._initialise(config.init)
+            self.average = WeightAverage(self.model, config.ema) if config.ema else None
             self.net = self.model
             if self.ctx.distributed:
                 self.net = torch.nn.parallel.DistributedDataParallel(
@@ -205,6 +208,7 @@ class Trainer:
             "step": self.step,
             "history": self.history,
             "best": self.best,
+            "ema": self.average.state_dict() if self.average else None,
         }
 
     def _restore(self, state: dict) -> None:
@@ -216,6 +220,10 @@ class Trainer:
             raise ConvSepError(f"{self.outdir / LAST} was made with {len(state['samplers'])} processes; "
                                f"resume with the same number (now {self.ctx.world_size})")
         self.model.load_state_dict(state["model"])
+        if self.average is not None:
+            if state.get("ema") is None:
+                raise ConvSepError(f"{self.outdir / LAST} was made without --ema; resume without it or use another --outdir")
+            self.average.load_state_dict(state["ema"])
         self.optimiser.load_state_dict(state["optimiser"])
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -320,7 +328,8 @@ class Trainer:
         finally:
             log.close()
         if self.ctx.is_main and not (self.outdir / BEST).exists():
-            save_model(self.outdir / BEST, self.model, self._metadata({}))
+            with self._validated_weights():
+                save_model(self.outdir / BEST, self.model, self._metadata({}))
         agree = self._ranks_agree()
         self.net = self.model  # the DDP wrapper holds the process group: released before it closes
         gc.collect()           # its reducer's gloo work goes now, not in the interpreter's teardown
@@ -349,17 +358,18 @@ class Trainer:
             bar.set_postfix(loss=f"{losses[-1]:.4g}")
         elapsed = time.perf_counter() - started
         train_loss = distributed.mean(self.ctx, float(np.mean(losses)) if losses else float("nan"))
-        scores = self.validate(log) if self.ctx.is_main else {}
-        scores = distributed.broadcast(self.ctx, scores)
-        valid_loss = self.validation_loss() if self.ctx.is_main else None
-        mean_sdr = self._selection_score(scores) if scores else float("nan")
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scores:
-            self.scheduler.step(mean_sdr)
-        improved = (not scores) or mean_sdr > self.best["sdr"]
-        if improved:
-            self.best = {"sdr": mean_sdr if scores else None, "epoch": epoch, "scores": scores}
-            if self.ctx.is_main:
-                save_model(self.outdir / BEST, self.model, self._metadata(scores))
+        with self._validated_weights():
+            scores = self.validate(log) if self.ctx.is_main else {}
+            scores = distributed.broadcast(self.ctx, scores)
+            valid_loss = self.validation_loss() if self.ctx.is_main else None
+            mean_sdr = self._selection_score(scores) if scores else float("nan")
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and scores:
+                self.scheduler.step(mean_sdr)
+            improved = (not scores) or mean_sdr > self.best["sdr"]
+            if improved:
+                self.best = {"sdr": mean_sdr if scores else None, "epoch": epoch, "scores": scores}
+                if self.ctx.is_main:
+                    save_model(self.outdir / BEST, self.model, self._metadata(scores))
         blocks = len(losses) * cfg.batch_size * cfg.blocks_per_excerpt * self.ctx.world_size
         record = {"epoch": epoch + 1, "step": self.step, "train_loss": train_loss, "valid_loss": valid_loss, "valid_sdr": scores,
                   "valid_sdr_mean": mean_sdr if scores else None, "lr": self.optimiser.param_groups[0]["lr"],
@@ -371,6 +381,11 @@ class Trainer:
                          record["blocks_per_second"], **{f"valid_sdr/{k}": v for k, v in scores.items()},
                          "valid_sdr/mean": mean_sdr}, self.step)
             print(self._summary(record))
+
+    def _validated_weights(self):
+        """What validation scores and best.pt holds: the weight average with --ema, else the
+        model's own weights."""
+        return self.average.applied(self.model) if self.average is not None else contextlib.nullcontext()
 
     def _summary(self, r: dict) -> str:
         short = lambda k: "R" + k[5:8] if k.startswith("real_") else k[:3]  # noqa: E731
@@ -438,6 +453,8 @@ class Trainer:
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimiser.step()
+        if self.average is not None:
+            self.average.update(self.model)
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             self.scheduler.step()
         self.step += 1

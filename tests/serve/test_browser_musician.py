@@ -19,6 +19,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+from convsep.models.modelfile import read_model_file  # noqa: E402
 from tests.serve.test_app import free_port, song, start_server, stop_server  # noqa: E402
 from tests.serve.test_browser import CHROMIUM, DRIVER, wait_for  # noqa: E402
 
@@ -199,7 +200,9 @@ def test_model_menu_and_spectrogram(browser, tmp_path):
         browser.get(f"http://127.0.0.1:{port}/")
         options = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#model option"), 30, "the model list")
         labels = {o.get_attribute("value"): o.text for o in options}
-        assert labels["default"] == "default \u2014 3.53 dB, 0.42 s per minute", labels
+        card = read_model_file("default")["metadata"]
+        quality, speed = card["scores"]["real_validation_mean"], card["speed"]["seconds_per_minute_of_stereo"]
+        assert labels["default"] == f"default \u2014 {quality:.2f} dB, {speed:.2f} s per minute", labels
         assert labels["synthetic"].startswith("synthetic \u2014 ") and "s per minute" in labels["synthetic"]
         assert "realtime" not in labels
         assert css(browser, "#model").get_attribute("value") == "default"

@@ -35,7 +35,7 @@ def test_models_lists_the_offline_bundled_models_with_their_numbers(client):
         assert model["seconds_per_minute"] == meta["speed"]["seconds_per_minute_of_stereo"]
         assert model["streaming"] is False
     default = models[0]
-    assert default["quality_db"] == pytest.approx(3.53) and default["seconds_per_minute"] == pytest.approx(0.42)
+    assert default["quality_db"] > 3.0 and 0 < default["seconds_per_minute"] < 2.0   # the real-song default
     info = client.get("/api/info").json()["models"]          # the page's menu reads the same numbers
     assert [m["name"] for m in info] == names and info[0]["quality_db"] == default["quality_db"]
 
