@@ -178,7 +178,10 @@ class Trainer:
     def _validation_tracks(self) -> list[tuple[str, torch.Tensor]]:
         limit = int(self.config.valid_seconds * self.cache.rate)
         tracks = []
-        for i in self.cache.select(split="valid"):
+        chosen = self.cache.select(split="valid")
+        if self.real_songs:     # the real four-stem validation set alone picks the model; the other
+            chosen = [i for i in chosen if self.cache.tracks[i].subset in REAL_FOLDERS]  # roots' stay unused
+        for i in chosen:
             audio = self.cache.load(i)
             start = max(0, (audio.shape[-1] - limit) // 2)  # the middle: intros often lack sources
             tracks.append((self.cache.tracks[i].name, torch.from_numpy(audio[..., start:start + limit].copy())))
