@@ -39,6 +39,16 @@ REAL = [
     "for validation",
 ]
 
+FREE = [
+    "Software-Entwicklungskit, 'Everything is Free' (7 songs, 33 minutes, CC0 1.0): 6 songs trained on "
+    "(5 of them with the bass inside 'other', trained with bass + other as one group), 3.Sodium held out "
+    "for validation (the only song that chose the best epoch)",
+]
+FREE_LICENSE = ("trained only on freely licensed material (a CC0 album, General MIDI renderings with the MIT "
+                "FluidR3_GM SoundFont, convsep's own formant singer); MUSDB18 songs only scored it (docs/results.md), "
+                "they neither trained it nor chose its epoch. No research-only data: usable for commercial work, "
+                "under the licences listed")
+
 MIR1K = ("MIR-1K (Hsu and Jang, 2010): singing of the 15 training singers mixed into a fifth of the excerpts "
          "and their karaoke mixes as a quarter-batch scored as vocals / accompaniment; free for research: "
          "research use only")
@@ -51,9 +61,16 @@ def main() -> None:
                         help="convsep evaluate output (needed for an offline model; a low-latency model is scored "
                              "by its stream)")
     parser.add_argument("--method", default=None)
-    parser.add_argument("--base", default="default", help="the bundled model the first run started from")
+    parser.add_argument("--base", default="default",
+                        help="the bundled model the first run started from (or a copy of its file, named as it)")
     parser.add_argument("--stream-quality", type=Path, default=Path("benchmarks/results/realtime_quality_real.json"))
     parser.add_argument("--name", default="default")
+    parser.add_argument("--free", nargs="*", metavar="CORPUS", default=None,
+                        help="a model trained only on freely licensed data: the CC0 album and these corpora "
+                             "(their descriptions with licences), no MUSDB18, no MIR-1K")
+    parser.add_argument("--seconds-per-minute", type=float, default=None,
+                        help="its separation time per minute of stereo on 2 threads, as scripts/quality_speed.py "
+                             "measured it (the web app's model menu shows it)")
     parser.add_argument("--input-level-db", type=float, default=None,
                         help="bring songs to this RMS level (dBFS) before the model, when the validation "
                              "set says it helps (the evaluation must then have scored it so)")
@@ -61,8 +78,9 @@ def main() -> None:
     last = args.runs[-1]
     method = args.method or last.name
     _, base_meta = load_model(args.base)
+    base = Path(args.base).stem        # a copy of a bundled model's file may stand for it
     model, meta = load_model(last / "best.pt")
-    minutes = {f"{args.base} (bundled, before)": base_meta.get("training_minutes")}
+    minutes = {f"{base} (bundled, before)": base_meta.get("training_minutes")}
     steps = 0
     for run in args.runs:
         history = json.loads((run / "history.json").read_text())
@@ -80,31 +98,41 @@ def main() -> None:
                   "real_validation_mean": round(sum(medians.values()) / 4, 2)}
     train_config = dict(meta.get("train_config", {}))
     lookahead = train_config.get("lookahead")
-    train_config.update(root="work/cache-real", outdir=f"work/runs/{last.name}", cache=None,
-                        init=f"work/runs/{args.runs[-2].name}/best.pt" if len(args.runs) > 1 else args.base,
+    train_config.update(root=f"work/{Path(train_config.get('root', 'cache-real')).name}",
+                        extra_roots=[f"work/{Path(r).name}" for r in train_config.get("extra_roots", [])],
+                        outdir=f"work/runs/{last.name}", cache=None,
+                        init=f"work/runs/{args.runs[-2].name}/best.pt" if len(args.runs) > 1 else base,
                         **({"mir1k": "../shared/data/real/mir1k", "karaoke_cache": "work"}
                            if train_config.get("mir1k") else {}))
     previous_data = base_meta.get("trained_on", [])
     mir1k = ([MIR1K] if any(json.loads((r / "config.json").read_text())["train"].get("mir1k") for r in args.runs)
              else [])
+    if args.free is not None and mir1k:
+        raise SystemExit("--free: a run trained with MIR-1K (research use only)")
+    sources = REAL + mir1k if args.free is None else FREE + list(args.free)
     meta.update({
         "name": args.name,
-        "trained_on": REAL + mir1k + [f"before: the bundled '{args.base}' model, trained on: "
-                              + (" | ".join(previous_data) if isinstance(previous_data, list) else str(previous_data))],
+        "trained_on": sources + [f"before: the bundled '{base}' model, trained on: "
+                                 + (" | ".join(previous_data) if isinstance(previous_data, list) else str(previous_data))],
         "train_config": train_config,
-        "recipe": f"scripts/train_models.sh step {6 if lookahead is None else 7} ("
+        "recipe": f"scripts/train_models.sh step {8 if args.free is not None else 6 if lookahead is None else 7} ("
                   + ", then ".join(r.name for r in args.runs) + ")",
         "hardware": f"{cpu_model()}, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, device cpu",
         "training_minutes": round(sum(v or 0 for v in minutes.values()), 1),
         "training_minutes_by_stage": minutes,
         "steps": steps,
-        "license_note": "trained on MUSDB18 training songs (non-commercial research) and, through its starting "
-                        "model, on MIR-1K (research): use this model for research only",
+        "license_note": FREE_LICENSE if args.free is not None else
+                        "trained on MUSDB18 training songs (non-commercial research) and on MIR-1K (research): "
+                        "use this model for research only",
         "scores": scores,
     })
     meta.pop("input_level_db", None)             # validated during training without level matching
     if args.input_level_db is not None:
         meta["input_level_db"] = args.input_level_db
+    if args.seconds_per_minute is not None:
+        meta["speed"] = {"seconds_per_minute_of_stereo": args.seconds_per_minute, "threads": 2,
+                         "measured": f"scripts/quality_speed.py on an idle {cpu_model()} ({os.cpu_count()} cores), "
+                                     "60 s of stereo, minimum of 3 runs"}
     if lookahead is not None:
         if args.evaluation is None and not args.stream_quality.is_file():
             raise SystemExit(f"{args.stream_quality}: run scripts/evaluate_stream_real.py first")

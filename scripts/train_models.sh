@@ -158,6 +158,31 @@ $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-b" --init "$WORK/runs/rea
 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-c" --init "$WORK/runs/real-b/best.pt" "${real4[@]}" \
     --schedule cosine --epochs 8 --lr 1e-4 --mir1k "$MIR1K" --karaoke-cache "$WORK" --real-vocals-p 0.2 \
     --karaoke-share 0.25 --real-valid-clips 24 --select-on synthetic --seed 5 --max-minutes "$(minutes 25)"
+# d) real-wb: real-c's model widened without changing its function (conv1 128 -> 256, conv2
+#    48 -> 64, bottleneck 256 -> 512: the same cost per second, see docs/benchmarks.md) and
+#    trained with the songs balanced: a song weighs at most 10 s of excerpt starts (--track-cap;
+#    before it, the album's 5-minute 2.Lithium was 55% of the excerpts beside 73 previews of
+#    7 s) and the bass-in-other songs a fifth of a batch more instead of a half; cosine from lr
+#    3e-4 over 40 epochs, stopped after 17, best at 15.
+wide512=(--model-config '{"n_fft": 4096, "hop": 1024, "conv1_filters": 256, "conv2_filters": 64, "bottleneck": 512,
+         "input_scale": 0.015625000000000003}')
+balanced=(--track-cap 10 --grouped-share 0.2 --mir1k "$MIR1K" --karaoke-cache "$WORK" --real-vocals-p 0.2
+          --karaoke-share 0.25 --real-valid-clips 24 --select-on synthetic)
+$PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-wb" --init "$WORK/runs/real-c/best.pt" "${real4[@]}" \
+    "${wide512[@]}" "${balanced[@]}" --schedule cosine --epochs 40 --lr 3e-4 --seed 9 --max-minutes "$(minutes 80)"
+# e) from real-wb's best, cosine from lr 1e-4 over 16 epochs with a moving average of the
+#    weights (--ema 0.998, about the last 500 steps) validated and saved; two runs side by side
+#    on one thread each: real-wr on the real songs alone, real-ws with 30 tracks of the varied
+#    synthetic corpus beside them (about half of the non-grouped excerpts).
+SYNTH30=$WORK/synth-varied-30
+SYNTH30_CACHE=$WORK/cache-synth-varied-30
+[ -d "$SYNTH30" ] || $PY -m convsep synth "$SYNTH30" --tracks-train 30 --tracks-test 1 --seconds 30 --seed 0 --jobs 2
+[ -f "$SYNTH30_CACHE/index.json" ] || $PY -m convsep prepare "$SYNTH30" "$SYNTH30_CACHE" --subsets train
+fine=(--init "$WORK/runs/real-wb/best.pt" "${real4[@]}" "${wide512[@]}" "${balanced[@]}" --schedule cosine
+      --epochs 16 --lr 1e-4 --ema 0.998 --seed 10 --max-minutes "$(minutes 50)")
+OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-wr" "${fine[@]}" &
+OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" "$SYNTH30_CACHE" -o "$WORK/runs/real-ws" "${fine[@]}"
+wait
 # 7. The low-latency model for real songs: step 4's model fine-tuned on the same data with the
 #    loss on the frame that causal inference at look-ahead 1 (29.0 ms) takes, one thread:
 #    a) rt-a: lr 5e-4 (cosine over 20 epochs, stopped by hand after 4; best at the first):
@@ -173,13 +198,37 @@ OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-a" --init
 OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/rt-wide" --init "$WORK/runs/rt-a/best.pt" "${rt[@]}" \
     --model-config '{"conv1_filters": 128, "conv2_filters": 48, "bottleneck": 256}' --lr 3e-4 --schedule cosine \
     --epochs 15 --seed 1 --max-minutes "$(minutes 35)"
+# 8. `free`: a model trained only on freely licensed data, for commercial work: `synthetic` (the
+#    classic corpus: FluidR3_GM, MIT; a formant singer) fine-tuned at its own size and frames on
+#    the CC0 album (6 songs, 5 of them bass-in-other as half a batch) beside 30 new tracks of the
+#    classic corpus; no MUSDB18, no MIR-1K. 3.Sodium alone picks the epoch, scored whole (its
+#    middle 30 s have no vocals); cosine from lr 3e-4 over 30 epochs with --ema 0.998, best at 14.
+FREE_SYNTH=$WORK/synth-free-30
+[ -d "$FREE_SYNTH" ] || $PY -m convsep synth "$FREE_SYNTH" --tracks-train 30 --tracks-test 1 --seconds 30 --seed 1 \
+    --jobs 2 --banks fluid --voices synthetic --production classic
+[ -f "$WORK/cache-synth-free-30/index.json" ] || $PY -m convsep prepare "$FREE_SYNTH" "$WORK/cache-synth-free-30" --subsets train
+mkdir -p "$WORK/cc0-root" && ln -sfn "$(realpath "$REAL/eif_cc0")" "$WORK/cc0-root/eif_cc0"
+[ -f "$WORK/cache-cc0/index.json" ] || $PY -m convsep prepare "$WORK/cc0-root" "$WORK/cache-cc0"
+$PY -m convsep train "$WORK/cache-cc0" "$WORK/cache-synth-free-30" -o "$WORK/runs/free-a" --init synthetic \
+    --model convsep-stereo --loss mse --optimiser adam --lr 3e-4 --schedule cosine --epochs 30 --batch-size 16 \
+    --blocks-per-excerpt 4 --precision bf16 --valid-seconds 310 --patience 0 --no-progress --speed-max 1.12 \
+    --speed-p 0.3 --grouped-share 0.5 --steps-per-epoch 150 --ema 0.998 --seed 20 --device "$DEVICE" \
+    --max-minutes "$(minutes 32)"
 # Scores on the real validation set, the streaming path, the figure, and bundling:
 #   $PY -m convsep evaluate --root "$REAL" --split valid -m default -m synthetic -m "$WORK/runs/real-c/best.pt" -o "$WORK/eval-real"
 #   $PY scripts/evaluate_stream_real.py "$REAL" --stream realtime "$WORK/runs/rt-a/best.pt" "$WORK/runs/rt-wide/best.pt" --offline
 #   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" --base realtime --name realtime-small
 #   $PY scripts/bundle_real_songs_model.py "$WORK/runs/rt-a" "$WORK/runs/rt-wide" --base realtime --name realtime
 #   $PY scripts/bundle_real_songs_model.py "$WORK/runs/real-a" "$WORK/runs/real-b" "$WORK/runs/real-c" --evaluation "$WORK/eval-real"
-#   $PY scripts/quality_speed.py "$WORK/eval-real" --models default synthetic realtime
+#   (the default of step 6 d: real-wb, chosen over real-wr and real-ws on whole songs, at -16 dBFS; and `free`:)
+#   $PY -m convsep evaluate --root "$REAL" --split valid -m "$WORK/models/real-wb-lvl16.pt" -m "$WORK/models/real-ws-lvl16.pt" \
+#       -m "$WORK/runs/free-a/best.pt" -o "$WORK/eval-real2"
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/real-wb" --evaluation "$WORK/eval-real2" --method real-wb-lvl16 --input-level-db -16
+#   $PY scripts/bundle_real_songs_model.py "$WORK/runs/free-a" --base synthetic --name free --free "CORPUS (licences)" \
+#       --evaluation "$WORK/eval-real2" --method best
+#   $PY -m convsep evaluate --root "$REAL" --split valid -m default -m synthetic -m free -m realtime -o "$WORK/eval-final"
+#   $PY scripts/quality_speed.py "$WORK/eval-final" --models default synthetic free realtime
+#   then both bundled again with --seconds-per-minute from its table (the web app's model menu shows it)
 
 # Evaluate every model and the oracles on the test split; then bundle the best one, e.g.
 #   $PY scripts/bundle_model.py "$WORK/runs/convsep-stereo" "$WORK/eval"

@@ -20,7 +20,8 @@ from convsep.models.registry import (
 
 def test_default_model_is_bundled_small_and_documented():
     path = PRETRAINED_DIR / "default.pt"
-    assert path.exists() and path.stat().st_size < 16 * 2 ** 20          # a few MB
+    # 9.1 M float32 parameters since the widened real-song default (docs/models.md): tens of MB
+    assert path.exists() and path.stat().st_size < 40 * 2 ** 20
     model, meta = load_model(None)
     assert model.config.sources == ("vocals", "drums", "bass", "other")
     for key in ("trained_on", "recipe", "hardware", "training_minutes", "steps", "scores"):

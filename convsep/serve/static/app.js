@@ -88,7 +88,7 @@ function setUpDrop() {
   drop.addEventListener("drop", (event) => upload([...event.dataTransfer.files]));
 }
 
-// "default \u2014 3.53 dB, 0.42 s per minute": quality on the real validation set, separation time
+// "default \u2014 3.56 dB, 0.67 s per minute": quality on the real validation set, separation time
 function modelLabel(m) {
   const parts = [];
   if (typeof m.quality_db === "number") parts.push(`${m.quality_db.toFixed(2)} dB`);
