@@ -8,6 +8,7 @@
 - ``model_file``: a random-weight stereo model file (per test module).
 - ``small_disk``: mount(size) -> a fresh tmpfs (root only; skips elsewhere).
 - ``fake_mir1k``: MIR-1K's layout with 5 singers, 2 held out (per test module).
+- ``put_nan(path, frame, channel)``: a NaN sample written into an audio file.
 """
 from __future__ import annotations
 
@@ -184,6 +185,13 @@ def fake_mir1k(tmp_path_factory):
             sf.write(root / "vocals" / f"{singer}_{clip}.wav", voice, 16000)
             sf.write(root / "accompaniment" / f"{singer}_{clip}.wav", accomp, 16000)
     return root
+
+
+def put_nan(path: Path, frame: int, channel: int) -> None:
+    """Rewrite an audio file as float WAV with one NaN sample (a damaged stem)."""
+    audio, rate = sf.read(path, dtype="float32")
+    audio[frame, channel] = np.nan
+    sf.write(path, audio, rate, subtype="FLOAT")
 
 
 def write_real_song(folder: Path, seed: int, seconds: float = 1.0, rate: int = 48000, bass: bool = True) -> None:

@@ -19,8 +19,7 @@ class WeightAverage:
     """``update(model)`` after each step; ``with applied(model):`` the model holds the average."""
 
     def __init__(self, model: nn.Module, decay: float):
-        self.decay = float(decay)
-        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

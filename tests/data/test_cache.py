@@ -13,6 +13,7 @@ from convsep.cli import main
 from convsep.constants import SOURCES
 from convsep.data import open_cache, prepare_cache
 from convsep.errors import ConvSepError
+from tests.conftest import put_nan
 
 
 def one_line_error(code, err, pattern):
@@ -168,9 +169,7 @@ def test_prepare_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_
     root = tmp_path / "hq"
     make_hq_dataset(root, {("train", "A"): 1.0})
     bad = root / "train" / "A" / "bass.wav"
-    audio, rate = sf.read(bad, dtype="float32")
-    audio[100, 0] = np.nan
-    sf.write(bad, audio, rate, subtype="FLOAT")
+    put_nan(bad, 100, 0)
     code = main(["prepare", str(root), str(tmp_path / "cache"), "--is-wav", "-q"])
     one_line_error(code, capsys.readouterr().err, f"{bad}: contains NaN or infinite samples")
     assert not (tmp_path / "cache").exists()

@@ -208,6 +208,20 @@ def start_server(port: int, *extra: str) -> subprocess.Popen:
     raise AssertionError("convsep serve did not start")
 
 
+def start_public_server(port: int) -> tuple[subprocess.Popen, list[str], str]:
+    """``convsep serve --host 0.0.0.0 --port P`` as a process, its first two lines (the warning
+    and the address) and the access token they print. Not polled: /api/info needs the token."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "convsep", "serve", "--port", str(port), "--host", "0.0.0.0",
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        return proc, lines, lines[1].split("?token=")[1].split()[0]
+    except BaseException:
+        stop_server(proc)
+        raise
+
+
 def stop_server(proc: subprocess.Popen) -> str:
     proc.terminate()
     try:

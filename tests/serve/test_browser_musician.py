@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from convsep.models.modelfile import read_model_file  # noqa: E402
-from tests.serve.test_app import free_port, song, start_server, stop_server  # noqa: E402
+from tests.serve.test_app import free_port, song, start_public_server, start_server, stop_server  # noqa: E402
 from tests.serve.test_browser import CHROMIUM, DRIVER, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None or DRIVER is None, reason="no headless browser")
@@ -158,17 +158,9 @@ def test_musician_page(browser, tmp_path):
 
 
 def test_page_with_the_token_beyond_localhost(browser):
-    import os
-    import subprocess
-    import sys
-
     port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "convsep", "serve", "--port", str(port), "--host", "0.0.0.0",
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, _, token = start_public_server(port)
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
-        token = lines[1].split("?token=")[1].split()[0]
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(base), 60, "the server")
         browser.get(f"{base}/")

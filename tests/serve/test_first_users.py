@@ -3,11 +3,9 @@ and the security of the answers: headers, no third-party scripts, a token beyond
 half-open connections timed out."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import warnings
 
@@ -20,7 +18,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient  # noqa: E402
 
 from convsep.serve.app import ServeOptions, create_app, display_name  # noqa: E402
-from tests.serve.test_app import free_port, song, stop_server, wait_done, wav_bytes  # noqa: E402
+from tests.serve.test_app import free_port, song, start_public_server, stop_server, wait_done, wav_bytes  # noqa: E402
 
 
 @pytest.fixture()
@@ -145,14 +143,9 @@ def test_serve_beyond_localhost_prints_a_token_and_a_warning():
     import httpx
 
     port = free_port()
-    # start_server polls /api/info, which needs the token here: started by hand
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "convsep", "serve", "--port", str(port), "--host", "0.0.0.0",
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, lines, token = start_public_server(port)
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
         assert "warning: listening on 0.0.0.0" in lines[0], lines
-        token = lines[1].split("?token=")[1].split()[0]
         assert len(token) >= 20
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

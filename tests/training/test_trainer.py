@@ -15,6 +15,7 @@ from convsep.errors import ConvSepError
 from convsep.models.modelfile import load_model
 from convsep.training.config import TrainConfig
 from convsep.training.trainer import train
+from tests.conftest import put_nan
 
 
 def _assert_refused(code, err, pattern):
@@ -204,15 +205,10 @@ def test_train_settings_that_used_to_crash_are_one_line_errors(tmp_path, capsys,
 
 
 def test_train_refuses_a_nan_in_a_stem_naming_the_file(tmp_path, capsys, make_hq_dataset):
-    import numpy as np
-    import soundfile as sf
-
     root = tmp_path / "hq"
     make_hq_dataset(root, {("train", "A"): 1.0})
     bad = root / "train" / "A" / "vocals.wav"
-    audio, rate = sf.read(bad, dtype="float32")
-    audio[5, 1] = np.nan
-    sf.write(bad, audio, rate, subtype="FLOAT")
+    put_nan(bad, 5, 1)
     code = main(["train", str(root), "-o", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
                  "--model-config", json.dumps(SMALL_REAL), "--no-progress", "--no-tensorboard"])
     _assert_refused(code, capsys.readouterr().err, f"{bad}: contains NaN or infinite samples")
