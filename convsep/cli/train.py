@@ -11,7 +11,7 @@ from convsep.models import PRESETS, preset
 from convsep.runtime.device import resolve_device
 from convsep.training.config import OPTIMISERS, SCHEDULES, TrainConfig
 from convsep.training.losses import LOSSES
-from convsep.training.step import PRECISIONS
+from convsep.training.step import PRECISIONS, TARGETS
 
 AUGMENTATIONS = ("cross_song", "gain", "channel_swap", "channel_mute", "source_dropout", "silence_rejection", "speed")
 
@@ -34,6 +34,10 @@ def register(subparsers) -> None:
                    help='overrides of the preset, e.g. \'{"conv1_filters": 64}\' or a JSON file')
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--frequency-weighting", action="store_true", help="weight errors 1.0 -> 0.5 over frequency")
+    p.add_argument("--target", choices=TARGETS, default=d.target,
+                   help="what the masked mixture is trained towards: each source's magnitude, or its projection "
+                        "on the mixture's phase limited to [0, |mixture|] (phase-sensitive: the error of the "
+                        "complex STFT, as the waveform's SDR sees it, with the mse loss)")
     p.add_argument("--optimiser", "--optimizer", choices=OPTIMISERS, default=d.optimiser)
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; adadelta 1.0)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -140,7 +144,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         root=args.root[0], extra_roots=list(args.root[1:]), outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
         model=args.model, model_overrides=overrides, loss=args.loss,
-        frequency_weighting=args.frequency_weighting, optimiser=args.optimiser, lr=lr,
+        frequency_weighting=args.frequency_weighting, target=args.target, optimiser=args.optimiser, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, grad_clip=args.grad_clip,
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,

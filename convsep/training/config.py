@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
 from convsep.training.losses import LOSSES
-from convsep.training.step import PRECISIONS
+from convsep.training.step import PRECISIONS, TARGETS
 
 OPTIMISERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("none", "cosine", "plateau")
@@ -26,6 +26,7 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)
     loss: str = "mse"
     frequency_weighting: bool = False
+    target: str = "magnitude"           # what the masked mixture learns: magnitude or phase-sensitive
     optimiser: str = "adam"
     lr: float = 1e-3                    # Adadelta: 1.0, as the reference
     weight_decay: float = 0.0
@@ -69,6 +70,8 @@ class TrainConfig:
                 problems.append(f"{f.name} must be a finite number, got {value}")
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {', '.join(LOSSES)}")
+        if self.target not in TARGETS:
+            problems.append(f"target must be one of {', '.join(TARGETS)}")
         if self.optimiser not in OPTIMISERS:
             problems.append(f"optimiser must be one of {', '.join(OPTIMISERS)}")
         if self.schedule not in SCHEDULES:

@@ -17,6 +17,14 @@ Optional per-example settings, for real recordings mixed into the batch:
 (a 16 kHz recording has nothing above 8 kHz: the model must not learn that voices stop
 there); ``groups`` scores sums of sources (e.g. vocals / accompaniment for a karaoke
 recording whose drums, bass and other are not known separately).
+
+Two targets (``target``): "magnitude", each source's |STFT| (DeepConvSep, Open-Unmix); and
+"phase-sensitive", each source's STFT projected on the mixture's phase, |S| cos(angle S -
+angle X), limited to [0, |X|] (the truncated phase-sensitive approximation of Erdogan et al.,
+2015). For a real mask M, |M X - S|^2 = (M |X| - |S| cos)^2 + |S|^2 sin^2: the phase-sensitive
+MSE is the error of the masked complex STFT, which the inverse STFT turns into the waveform's
+error, up to a term the mask cannot change. Its targets also sum to |X| over the sources, as
+the soft masks do; magnitudes sum to more wherever sources cancel.
 """
 from __future__ import annotations
 
@@ -35,6 +43,7 @@ from convsep.training.losses import compute_loss, frequency_weights, masked_esti
 
 FUSED_LOSSES = ("mse",)
 PRECISIONS = ("fp32", "bf16")
+TARGETS = ("magnitude", "phase-sensitive")
 
 
 def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
@@ -42,19 +51,34 @@ def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
     return (blocks_per_excerpt * config.context - 1) * config.hop + config.n_fft
 
 
-def batch_to_blocks(sources: torch.Tensor, stft: STFT, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+def batch_to_blocks(sources: torch.Tensor, stft: STFT, context: int,
+                    phase_sensitive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Source waveforms (B, S, C, L) -> mixture magnitude blocks (N, C, T, F) and source
-    magnitude blocks (N, S, C, T, F), N = B x frames / T; the mixture is the sum of the
-    sources (its STFT is the sum of theirs)."""
+    target blocks (N, S, C, T, F), N = B x frames / T; the mixture is the sum of the
+    sources (its STFT is the sum of theirs). Targets are the sources' magnitudes, or with
+    ``phase_sensitive`` their projections on the mixture's phase (not yet limited to
+    [0, |X|]: see ``limit_to_mixture``)."""
     spec = stft.forward_padded(sources)                       # (B, S, C, F, frames)
-    mixture = spec.sum(1).abs()                               # (B, C, F, frames)
+    mix_spec = spec.sum(1)
+    mixture = mix_spec.abs()                                  # (B, C, F, frames)
+    if phase_sensitive:
+        unit = mix_spec / mixture.clamp_min(torch.finfo(mixture.dtype).tiny)
+        targets = (spec * unit.conj().unsqueeze(1)).real
+    else:
+        targets = spec.abs()
     B, S, C, F, frames = spec.shape
     k = frames // context
-    src = spec.abs()[..., :k * context].reshape(B, S, C, F, k, context)
+    src = targets[..., :k * context].reshape(B, S, C, F, k, context)
     mix = mixture[..., :k * context].reshape(B, C, F, k, context)
     src = src.permute(0, 4, 1, 2, 5, 3).reshape(B * k, S, C, context, F)
     mix = mix.permute(0, 3, 1, 4, 2).reshape(B * k, C, context, F)
     return mix, src
+
+
+def limit_to_mixture(targets: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+    """Phase-sensitive targets (A, G, ...) limited to [0, |X|] by the mixture (A, ...), after
+    any grouping of sources (the group's projection is limited, not each member's)."""
+    return torch.minimum(targets.clamp_min(0), mixture.unsqueeze(1))
 
 
 def band_weights(bandwidth_bins: torch.Tensor | None, bins: int, rows_per_example: int) -> torch.Tensor | None:
@@ -78,7 +102,8 @@ class LossComputer:
 
     ``lookahead``: None scores every frame of each block; an integer L scores only block
     position ``context - 1 - L``, the frame that causal inference with L frames of
-    look-ahead takes from each block. ``micro_batch``: excerpts per micro-batch in
+    look-ahead takes from each block. ``target``: one of ``TARGETS`` (see above).
+    ``micro_batch``: excerpts per micro-batch in
     ``backward`` (0: the whole batch at once). ``precision``: "fp32", or "bf16": matrix
     products and convolutions take bfloat16 operands (autocast; the fused path's last layer
     too), while STFT, masks, loss and gradients accumulate in float32.
@@ -86,7 +111,7 @@ class LossComputer:
 
     def __init__(self, model: ConvSep, loss: str = "mse", weighted: bool = False, device=None,
                  lookahead: int | None = None, fused: bool = True, micro_batch: int = 4,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", target: str = "magnitude"):
         cfg = model.config
         self.config = cfg
         self.stft = STFT(cfg.n_fft, cfg.hop)
@@ -101,6 +126,9 @@ class LossComputer:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.bf16 = precision == "bf16"
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        self.phase_sensitive = target == "phase-sensitive"
         if self.bf16 and torch.device(device or "cpu").type == "cpu" and not cpu_has_native_bf16():
             warnings.warn("--precision bf16: this CPU has no native bfloat16 (AVX-512-BF16 or AMX), where bf16 "
                           "runs about 25x slower than float32; training in fp32 instead", stacklevel=2)
@@ -149,7 +177,7 @@ class LossComputer:
     # -- the two paths ------------------------------------------------------------------
     def reference_loss(self, model, sources, bandwidth_bins=None, groups=None) -> torch.Tensor:
         cfg = self.config
-        mix, src = batch_to_blocks(sources, self.stft, cfg.context)        # (N, C, T, F), (N, S, C, T, F)
+        mix, src = batch_to_blocks(sources, self.stft, cfg.context, self.phase_sensitive)  # (N, C, T, F), (N, S, C, T, F)
         with self._autocast(mix.device):
             output = model(mix).to(mix.dtype)
         estimates = masked_estimates(output, mix * cfg.input_scale, cfg.mask_power)
@@ -159,6 +187,8 @@ class LossComputer:
         if groups is not None:
             estimates = torch.stack([estimates[:, list(g)].sum(1) for g in groups], 1)
             targets = torch.stack([targets[:, list(g)].sum(1) for g in groups], 1)
+        if self.phase_sensitive:
+            targets = limit_to_mixture(targets, mix[..., position, :] * cfg.input_scale)
         weights = self.weights
         if bandwidth_bins is not None:
             band = band_weights(bandwidth_bins, cfg.bins, mix.shape[0] // sources.shape[0])
@@ -170,10 +200,11 @@ class LossComputer:
         return compute_loss(self.loss, estimates, targets, names, weights)
 
     def _magnitudes(self, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S, C, L) -> mixture |STFT| (C, B, frames, F) and sources' (C, S, B, frames, F).
+        """(B, S, C, L) -> mixture |STFT| (C, B, frames, F) and the sources' targets (C, S, B,
+        frames, F): their magnitudes, or their projections on the mixture's phase.
 
         One (channel, source) at a time: each rFFT batch then stays in the CPU's caches
-        (2.5x faster than one rFFT of the whole batch), and its magnitudes and its share of
+        (2.5x faster than one rFFT of the whole batch), and its target and its share of
         the mixture's spectrum are taken while it is there."""
         window = self.stft.window(sources.device, sources.dtype)
         n_fft, hop = self.stft.n_fft, self.stft.hop
@@ -181,11 +212,22 @@ class LossComputer:
         frames, bins = (L - n_fft) // hop + 1, n_fft // 2 + 1
         targets = sources.new_empty(C, S, B, frames, bins)
         mixture = sources.new_empty(C, B, frames, bins)
+
+        def spectrum(waveform: torch.Tensor) -> torch.Tensor:
+            # rfft into a fresh tensor: with out= it computes elsewhere and copies.
+            return torch.fft.rfft(waveform.unfold(-1, n_fft, hop) * window, dim=-1)
+
         for c in range(C):
+            if self.phase_sensitive:
+                mix = spectrum(sources[:, :, c].sum(1))
+                _magnitude_(mix.clone(), out=mixture[c])
+                unit = torch.view_as_real(mix).div_(mixture[c].clamp_min(torch.finfo(mixture.dtype).tiny)[..., None])
+                for s in range(S):
+                    torch.sum(torch.view_as_real(spectrum(sources[:, s, c])).mul_(unit), -1, out=targets[c, s])
+                continue
             mix = None
             for s in range(S):
-                # rfft into a fresh tensor: with out= it computes elsewhere and copies.
-                spec = torch.fft.rfft(sources[:, s, c].unfold(-1, n_fft, hop) * window, dim=-1)
+                spec = spectrum(sources[:, s, c])
                 mix = spec.clone() if mix is None else mix.add_(spec)
                 _magnitude_(spec, out=targets[c, s])
             _magnitude_(mix, out=mixture[c])
@@ -212,6 +254,8 @@ class LossComputer:
         targets = targets.reshape(C, S, N, T, F)[:, :, :, position].reshape(C, S, N * rows, F)
         if groups is not None:
             targets = torch.stack([targets[:, list(g)].sum(1) for g in groups], 1)
+        if self.phase_sensitive:
+            targets = limit_to_mixture(targets, mixture)
         weights = band_weights(bandwidth_bins, F, k * rows)
         if self.weights is not None:
             weights = self.weights if weights is None else weights * self.weights

@@ -28,9 +28,8 @@ def _sdr(ref: np.ndarray, est: np.ndarray) -> float:
     return float(10 * np.log10((ref ** 2).sum() / (((ref - est) ** 2).sum() + 1e-12)))
 
 
-def test_training_a_small_model_raises_sdr():
-    from convsep.training.step import LossComputer, excerpt_samples
-
+@pytest.mark.parametrize("target", ["magnitude", "phase-sensitive"])
+def test_training_a_small_model_raises_sdr(target):
     torch.manual_seed(0)
     sources = torch.from_numpy(_toy_sources())
     mixture = sources.sum(0)
@@ -43,7 +42,7 @@ def test_training_a_small_model_raises_sdr():
         return float(np.mean([_sdr(sources[i].numpy(), out[i]) for i in range(4)]))
 
     before = mean_sdr()
-    loss_of = LossComputer(model, "mse")
+    loss_of = LossComputer(model, "mse", target=target)
     optimiser = torch.optim.Adam(model.parameters(), 2e-3)
     length = excerpt_samples(model.config)
     generator = torch.Generator().manual_seed(0)
@@ -68,9 +67,10 @@ def _grads(model, loss_of, x, **kw):
     return loss.item(), [p.grad.clone() for p in model.parameters()]
 
 
+@pytest.mark.parametrize("target", ["magnitude", "phase-sensitive"])
 @pytest.mark.parametrize("name", ["convsep-stereo", "deepconvsep", "convsep-plus"])
 @pytest.mark.parametrize("setting", ["plain", "band", "groups", "lookahead"])
-def test_fused_loss_and_gradients_equal_autograd(name, setting):
+def test_fused_loss_and_gradients_equal_autograd(name, setting, target):
     torch.manual_seed(0)
     model = ConvSep(preset(name, **SMALL_REAL)).double()
     x = torch.randn(3, 4, model.config.channels, excerpt_samples(model.config, 2), dtype=torch.float64) * 0.1
@@ -79,8 +79,8 @@ def test_fused_loss_and_gradients_equal_autograd(name, setting):
           "groups": {"groups": ((0,), (1, 2, 3))}}.get(setting, {})
     lookahead = 1 if setting == "lookahead" else None
     weighted = name == "convsep-plus"
-    ref = LossComputer(model, "mse", weighted=weighted, fused=False, lookahead=lookahead)
-    fused = LossComputer(model, "mse", weighted=weighted, fused=True, lookahead=lookahead)
+    ref = LossComputer(model, "mse", weighted=weighted, fused=False, lookahead=lookahead, target=target)
+    fused = LossComputer(model, "mse", weighted=weighted, fused=True, lookahead=lookahead, target=target)
     assert fused.fused and not ref.fused
     for lc in (ref, fused):
         if lc.weights is not None:
@@ -90,6 +90,28 @@ def test_fused_loss_and_gradients_equal_autograd(name, setting):
     assert loss_fused == pytest.approx(loss_ref, rel=1e-10)
     for a, b in zip(grads_ref, grads_fused):
         assert (a - b).abs().max() <= 1e-8 * a.abs().max()
+
+
+def test_phase_sensitive_error_is_the_complex_error_up_to_what_no_mask_changes():
+    """|m X - S|^2 - (m |X| - P)^2 does not depend on the real mask m: training towards the
+    projections P is training the masked complex STFT towards each source's STFT. The
+    projections sum to |X|, and the limited ones are the best masks in [0, 1] times |X|."""
+    torch.manual_seed(3)
+    model = ConvSep(preset("convsep-stereo", **SMALL_REAL)).double()
+    x = torch.randn(2, 4, 2, excerpt_samples(model.config, 1), dtype=torch.float64) * 0.1
+    stft = step_module.STFT(model.config.n_fft, model.config.hop)
+    mix, projections = step_module.batch_to_blocks(x, stft, model.config.context, phase_sensitive=True)
+    spec = stft.forward_padded(x)[..., :model.config.context]               # (B, S, C, F, T)
+    spec = spec.permute(0, 1, 2, 4, 3)                                       # (B, S, C, T, F)
+    mixture = spec.sum(1, keepdim=True)
+    assert torch.allclose(projections.sum(1), mix, atol=1e-12)
+    assert (projections < 0).any() and (projections > mix[:, None]).any()   # sources cancel somewhere
+    masks = torch.rand(2, *projections.shape, dtype=torch.float64)
+    gaps = [(m * mixture - spec).abs() ** 2 - (m * mix[:, None] - projections) ** 2 for m in masks]
+    assert torch.allclose(gaps[0], gaps[1], atol=1e-12)
+    best = step_module.limit_to_mixture(projections, mix) / mix[:, None]
+    for m in masks:
+        assert ((best * mixture - spec).abs() <= (m * mixture - spec).abs() + 1e-12).all()
 
 
 def test_micro_batches_give_the_whole_batch_gradient():
@@ -160,6 +182,8 @@ def test_bf16_products_keep_the_loss_and_gradients_of_fp32(monkeypatch):
     assert results["bf16", True][0] != loss32                     # bf16 is really used
     with pytest.raises(ValueError, match="precision"):
         LossComputer(model, "mse", precision="fp16")
+    with pytest.raises(ValueError, match="target must be one of magnitude, phase-sensitive"):
+        LossComputer(model, "mse", target="complex")
 
 
 def test_bf16_on_a_cpu_without_native_bfloat16_falls_back_to_fp32(monkeypatch):

@@ -90,6 +90,17 @@ def test_lookahead_run_validates_the_causal_separation(corpus, tmp_path):
     assert scores["vocals"] == pytest.approx(float(expected[0]), abs=1e-4)
 
 
+@pytest.mark.parametrize("target", ["magnitude", "phase-sensitive"])
+def test_the_training_target_reaches_the_loss(corpus, tmp_path, target):
+    trainer = Trainer(_config(corpus, tmp_path / "run", target=target), progress=False)
+    assert trainer.loss_of.phase_sensitive == (target == "phase-sensitive")
+
+
+def test_an_unknown_training_target_is_refused_in_one_line():
+    with pytest.raises(ConvSepError, match=r"^invalid training settings: target must be one of magnitude, phase-sensitive$"):
+        TrainConfig(target="complex").validate()
+
+
 def test_init_from_a_model_at_another_hop_keeps_its_weights(tmp_path, make_hq_dataset):
     """Same shapes, another hop (a block then spans more time): the weights start as they are."""
     data = tmp_path / "data"
