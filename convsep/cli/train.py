@@ -38,6 +38,10 @@ def register(subparsers) -> None:
                    help="what the masked mixture is trained towards: each source's magnitude, or its projection "
                         "on the mixture's phase limited to [0, |mixture|] (phase-sensitive: the error of the "
                         "complex STFT, as the waveform's SDR sees it, with the mse loss)")
+    p.add_argument("--level-balance", action="store_true",
+                   help="divide each excerpt's and source's error by that source's energy (plus a floor of 1%% of "
+                        "the mixture's): every source of every excerpt weighs alike whatever its level, as in SDR "
+                        "(mse or l1 loss)")
     p.add_argument("--optimiser", "--optimizer", choices=OPTIMISERS, default=d.optimiser)
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; adadelta 1.0)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
@@ -144,7 +148,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         root=args.root[0], extra_roots=list(args.root[1:]), outdir=args.outdir, cache=args.cache, is_wav=args.is_wav, layout=args.layout,
         model=args.model, model_overrides=overrides, loss=args.loss,
-        frequency_weighting=args.frequency_weighting, target=args.target, optimiser=args.optimiser, lr=lr,
+        frequency_weighting=args.frequency_weighting, target=args.target, level_balance=args.level_balance, optimiser=args.optimiser, lr=lr,
         weight_decay=args.weight_decay, schedule=args.schedule, grad_clip=args.grad_clip,
         batch_size=args.batch_size, blocks_per_excerpt=args.blocks_per_excerpt,
         steps_per_epoch=args.steps_per_epoch, epochs=args.epochs, patience=args.patience,

@@ -27,6 +27,7 @@ class TrainConfig:
     loss: str = "mse"
     frequency_weighting: bool = False
     target: str = "magnitude"           # what the masked mixture learns: magnitude or phase-sensitive
+    level_balance: bool = False         # each excerpt's sources weigh alike whatever their level (as in SDR)
     optimiser: str = "adam"
     lr: float = 1e-3                    # Adadelta: 1.0, as the reference
     weight_decay: float = 0.0
@@ -72,6 +73,8 @@ class TrainConfig:
             problems.append(f"loss must be one of {', '.join(LOSSES)}")
         if self.target not in TARGETS:
             problems.append(f"target must be one of {', '.join(TARGETS)}")
+        if self.level_balance and self.loss not in ("mse", "l1"):
+            problems.append("level_balance needs the mse or l1 loss")
         if self.optimiser not in OPTIMISERS:
             problems.append(f"optimiser must be one of {', '.join(OPTIMISERS)}")
         if self.schedule not in SCHEDULES:

@@ -25,6 +25,11 @@ angle X), limited to [0, |X|] (the truncated phase-sensitive approximation of Er
 MSE is the error of the masked complex STFT, which the inverse STFT turns into the waveform's
 error, up to a term the mask cannot change. Its targets also sum to |X| over the sources, as
 the soft masks do; magnitudes sum to more wherever sources cancel.
+
+``level_balance``: each (excerpt, source)'s squared error is divided by its target's energy
+plus a floor (``LEVEL_FLOOR`` of the excerpt's mixture energy): the loss is then a mean of
+error-to-signal ratios, level-free, as SDR is. SDR weighs every source of every song alike whatever its level; the plain MSE
+weighs them by their energy, so quiet basses and quiet songs count little.
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ from convsep.training.losses import compute_loss, frequency_weights, masked_esti
 FUSED_LOSSES = ("mse",)
 PRECISIONS = ("fp32", "bf16")
 TARGETS = ("magnitude", "phase-sensitive")
+LEVEL_FLOOR = 0.01          # a source 20 dB under its mixture weighs half of what its energy says
 
 
 def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
@@ -81,6 +87,13 @@ def limit_to_mixture(targets: torch.Tensor, mixture: torch.Tensor) -> torch.Tens
     return torch.minimum(targets.clamp_min(0), mixture.unsqueeze(1))
 
 
+def level_weights(target_energy: torch.Tensor, mixture_energy: torch.Tensor) -> torch.Tensor:
+    """Mean target energies (B, G) and mixture energies (B,) of each excerpt -> weights (B, G),
+    1 / (target + LEVEL_FLOOR x mixture)."""
+    floor = torch.finfo(target_energy.dtype).tiny
+    return (target_energy + LEVEL_FLOOR * mixture_energy[:, None]).clamp_min(floor).reciprocal()
+
+
 def band_weights(bandwidth_bins: torch.Tensor | None, bins: int, rows_per_example: int) -> torch.Tensor | None:
     """Per-example band limits (B,) -> 0/1 weights (B x rows_per_example, bins), or None."""
     if bandwidth_bins is None:
@@ -102,7 +115,8 @@ class LossComputer:
 
     ``lookahead``: None scores every frame of each block; an integer L scores only block
     position ``context - 1 - L``, the frame that causal inference with L frames of
-    look-ahead takes from each block. ``target``: one of ``TARGETS`` (see above).
+    look-ahead takes from each block. ``target``: one of ``TARGETS``; ``level_balance``: see
+    above (mse or l1).
     ``micro_batch``: excerpts per micro-batch in
     ``backward`` (0: the whole batch at once). ``precision``: "fp32", or "bf16": matrix
     products and convolutions take bfloat16 operands (autocast; the fused path's last layer
@@ -111,7 +125,7 @@ class LossComputer:
 
     def __init__(self, model: ConvSep, loss: str = "mse", weighted: bool = False, device=None,
                  lookahead: int | None = None, fused: bool = True, micro_batch: int = 4,
-                 precision: str = "fp32", target: str = "magnitude"):
+                 precision: str = "fp32", target: str = "magnitude", level_balance: bool = False):
         cfg = model.config
         self.config = cfg
         self.stft = STFT(cfg.n_fft, cfg.hop)
@@ -129,6 +143,9 @@ class LossComputer:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.phase_sensitive = target == "phase-sensitive"
+        if level_balance and loss not in ("mse", "l1"):
+            raise ValueError(f"level balance needs the mse or l1 loss, not {loss!r}")
+        self.level_balance = level_balance
         if self.bf16 and torch.device(device or "cpu").type == "cpu" and not cpu_has_native_bf16():
             warnings.warn("--precision bf16: this CPU has no native bfloat16 (AVX-512-BF16 or AMX), where bf16 "
                           "runs about 25x slower than float32; training in fp32 instead", stacklevel=2)
@@ -190,6 +207,12 @@ class LossComputer:
         if self.phase_sensitive:
             targets = limit_to_mixture(targets, mix[..., position, :] * cfg.input_scale)
         weights = self.weights
+        if self.level_balance:
+            B, N, G = sources.shape[0], targets.shape[0], targets.shape[1]
+            levels = level_weights(targets.reshape(B, N // B, G, -1).square().mean((1, 3)),
+                                   (mix[..., position, :] * cfg.input_scale).reshape(B, -1).square().mean(1))
+            levels = levels.repeat_interleave(N // B, 0)[:, :, None, None, None]   # (N, G, 1, 1, 1)
+            weights = levels if weights is None else levels * weights
         if bandwidth_bins is not None:
             band = band_weights(bandwidth_bins, cfg.bins, mix.shape[0] // sources.shape[0])
             band = band[:, None, None, None, :]                              # (N, 1, 1, 1, F)
@@ -259,6 +282,12 @@ class LossComputer:
         weights = band_weights(bandwidth_bins, F, k * rows)
         if self.weights is not None:
             weights = self.weights if weights is None else weights * self.weights
+        if self.level_balance:
+            G = targets.shape[1]
+            levels = level_weights(targets.reshape(C, G, B, -1, F).square().mean((0, 3, 4)).T,
+                                   mixture.reshape(C, B, -1, F).square().mean((0, 2, 3))) / cfg.input_scale ** 2
+            levels = levels.T.repeat_interleave(k * rows, 1)[None, :, :, None]    # (1, G, N x rows, 1)
+            weights = levels if weights is None else levels * weights
         _, w1 = module._decoder_weights()
         return decoder_mask_mse(hidden, w1, module._output_bias(), mixture, targets, weights, groups,
                                 cfg.input_scale ** 2, bf16=self.bf16)

@@ -80,7 +80,8 @@ class Trainer:
                     self.model, device_ids=[self.ctx.local_rank] if self.device.startswith("cuda") else None)
             self.loss_of = LossComputer(self.model, config.loss, config.frequency_weighting, self.device,
                                         lookahead=config.lookahead, micro_batch=config.micro_batch,
-                                        precision=config.precision, target=config.target)
+                                        precision=config.precision, target=config.target,
+                                        level_balance=config.level_balance)
             self.optimiser = _optimiser(config, self.model.parameters())
             self.scheduler = _scheduler(config, self.optimiser)
             self.cache = self._open_data()

@@ -67,10 +67,11 @@ def _grads(model, loss_of, x, **kw):
     return loss.item(), [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("target", ["magnitude", "phase-sensitive"])
+@pytest.mark.parametrize("target,level_balance", [("magnitude", False), ("phase-sensitive", False),
+                                                   ("phase-sensitive", True)])
 @pytest.mark.parametrize("name", ["convsep-stereo", "deepconvsep", "convsep-plus"])
 @pytest.mark.parametrize("setting", ["plain", "band", "groups", "lookahead"])
-def test_fused_loss_and_gradients_equal_autograd(name, setting, target):
+def test_fused_loss_and_gradients_equal_autograd(name, setting, target, level_balance):
     torch.manual_seed(0)
     model = ConvSep(preset(name, **SMALL_REAL)).double()
     x = torch.randn(3, 4, model.config.channels, excerpt_samples(model.config, 2), dtype=torch.float64) * 0.1
@@ -79,8 +80,9 @@ def test_fused_loss_and_gradients_equal_autograd(name, setting, target):
           "groups": {"groups": ((0,), (1, 2, 3))}}.get(setting, {})
     lookahead = 1 if setting == "lookahead" else None
     weighted = name == "convsep-plus"
-    ref = LossComputer(model, "mse", weighted=weighted, fused=False, lookahead=lookahead, target=target)
-    fused = LossComputer(model, "mse", weighted=weighted, fused=True, lookahead=lookahead, target=target)
+    settings = dict(weighted=weighted, lookahead=lookahead, target=target, level_balance=level_balance)
+    ref = LossComputer(model, "mse", fused=False, **settings)
+    fused = LossComputer(model, "mse", fused=True, **settings)
     assert fused.fused and not ref.fused
     for lc in (ref, fused):
         if lc.weights is not None:
@@ -112,6 +114,29 @@ def test_phase_sensitive_error_is_the_complex_error_up_to_what_no_mask_changes()
     best = step_module.limit_to_mixture(projections, mix) / mix[:, None]
     for m in masks:
         assert ((best * mixture - spec).abs() <= (m * mixture - spec).abs() + 1e-12).all()
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_level_balance_weighs_a_quiet_excerpt_as_a_loud_one(fused):
+    """With a model whose masks do not depend on the level (no biases: every layer is then
+    positively homogeneous, but for the masks' eps), an excerpt played 20 dB quieter adds as
+    much to the balanced loss as before, and 100 times less to the plain MSE."""
+    torch.manual_seed(4)
+    model = ConvSep(preset("convsep-stereo", **SMALL_REAL)).double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "bias" in name:
+                p.zero_()
+    x = torch.randn(2, 4, 2, excerpt_samples(model.config, 1), dtype=torch.float64) * 0.1
+    quiet = x.clone()
+    quiet[1] *= 0.1
+    balanced = LossComputer(model, "mse", fused=fused, target="phase-sensitive", level_balance=True)
+    plain = LossComputer(model, "mse", fused=fused, target="phase-sensitive")
+    assert balanced(model, quiet).item() == pytest.approx(balanced(model, x).item(), rel=1e-3)
+    per_excerpt = [plain(model, x[i:i + 1]).item() for i in range(2)]
+    assert plain(model, quiet).item() == pytest.approx((per_excerpt[0] + per_excerpt[1] / 100) / 2, rel=1e-3)
+    with pytest.raises(ValueError, match="level balance needs the mse or l1 loss"):
+        LossComputer(model, "deepconvsep", level_balance=True)
 
 
 def test_micro_batches_give_the_whole_batch_gradient():

@@ -90,15 +90,18 @@ def test_lookahead_run_validates_the_causal_separation(corpus, tmp_path):
     assert scores["vocals"] == pytest.approx(float(expected[0]), abs=1e-4)
 
 
-@pytest.mark.parametrize("target", ["magnitude", "phase-sensitive"])
-def test_the_training_target_reaches_the_loss(corpus, tmp_path, target):
-    trainer = Trainer(_config(corpus, tmp_path / "run", target=target), progress=False)
+@pytest.mark.parametrize("target,level_balance", [("magnitude", False), ("phase-sensitive", True)])
+def test_the_training_target_and_balance_reach_the_loss(corpus, tmp_path, target, level_balance):
+    trainer = Trainer(_config(corpus, tmp_path / "run", target=target, level_balance=level_balance), progress=False)
     assert trainer.loss_of.phase_sensitive == (target == "phase-sensitive")
+    assert trainer.loss_of.level_balance == level_balance
 
 
 def test_an_unknown_training_target_is_refused_in_one_line():
     with pytest.raises(ConvSepError, match=r"^invalid training settings: target must be one of magnitude, phase-sensitive$"):
         TrainConfig(target="complex").validate()
+    with pytest.raises(ConvSepError, match=r"^invalid training settings: level_balance needs the mse or l1 loss$"):
+        TrainConfig(loss="deepconvsep", level_balance=True).validate()
 
 
 def test_init_from_a_model_at_another_hop_keeps_its_weights(tmp_path, make_hq_dataset):
