@@ -28,8 +28,9 @@ the soft masks do; magnitudes sum to more wherever sources cancel.
 
 ``level_balance``: each (excerpt, source)'s squared error is divided by its target's energy
 plus a floor (``LEVEL_FLOOR`` of the excerpt's mixture energy): the loss is then a mean of
-error-to-signal ratios, level-free, as SDR is. SDR weighs every source of every song alike whatever its level; the plain MSE
-weighs them by their energy, so quiet basses and quiet songs count little.
+error-to-signal ratios, free of levels as SDR is. SDR weighs every source of every song alike
+whatever its level; the plain MSE weighs them by their energy, so quiet basses and quiet songs
+count little.
 """
 from __future__ import annotations
 
@@ -116,9 +117,8 @@ class LossComputer:
     ``lookahead``: None scores every frame of each block; an integer L scores only block
     position ``context - 1 - L``, the frame that causal inference with L frames of
     look-ahead takes from each block. ``target``: one of ``TARGETS``; ``level_balance``: see
-    above (mse or l1).
-    ``micro_batch``: excerpts per micro-batch in
-    ``backward`` (0: the whole batch at once). ``precision``: "fp32", or "bf16": matrix
+    above (mse or l1). ``micro_batch``: excerpts per micro-batch in ``backward`` (0: the
+    whole batch at once). ``precision``: "fp32", or "bf16": matrix
     products and convolutions take bfloat16 operands (autocast; the fused path's last layer
     too), while STFT, masks, loss and gradients accumulate in float32.
     """
