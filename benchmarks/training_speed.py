@@ -18,7 +18,9 @@ model -> soft masks -> MSE -> backward -> Adam.
   layer, masks and loss as one autograd function, magnitudes in its layout, micro-batches
   of ``--micro-batch`` excerpts;
 - ``--precision bf16`` adds both with bfloat16 matrix products (``LossComputer(precision=)``,
-  ``convsep train --precision bf16``).
+  ``convsep train --precision bf16``);
+- ``--targets magnitude phase-sensitive`` runs each path with both training targets
+  (``convsep train --target``: the phase-sensitive one takes one more rFFT per channel).
 
 This process sets the allocator as ``convsep train`` does on the CPU (``convsep.runtime.allocator``;
 ``--default-allocator`` leaves it as it was). Speed-ups are given against the baseline and
@@ -27,7 +29,8 @@ is kept, so a machine shared with other jobs slows each alike; both wall time an
 process's CPU time are reported (on a loaded machine the CPU time is the steadier figure).
 
     python benchmarks/training_speed.py [--device cpu|cuda] [--batch 16] [--blocks-per-excerpt 4]
-        [--precision fp32 bf16] [--steps 5] [--repeats 5] [--threads N] [--baseline REV|none]
+        [--precision fp32 bf16] [--targets magnitude phase-sensitive] [--steps 5] [--repeats 5]
+        [--threads N] [--baseline REV|none]
         [--default-allocator]
 """
 from __future__ import annotations
@@ -52,7 +55,7 @@ from convsep.data.augment import AugmentConfig  # noqa: E402
 from convsep.data.sampler import ExcerptSampler  # noqa: E402
 from convsep.models import ConvSep, preset  # noqa: E402
 from convsep.runtime.allocator import keep_freed_memory  # noqa: E402
-from convsep.training.step import LossComputer, excerpt_samples  # noqa: E402
+from convsep.training.step import TARGETS, LossComputer, excerpt_samples  # noqa: E402
 
 BASELINE = "8516b73"
 HERE = Path(__file__).resolve().parent
@@ -108,6 +111,8 @@ def main() -> None:
     parser.add_argument("--blocks-per-excerpt", type=int, default=4)
     parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--precision", nargs="+", default=None, help="fp32 and/or bf16 (default: both; fp32 is always run, as the baseline)")
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=["magnitude"],
+                        help="training targets to time (the baseline is always magnitude)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -135,11 +140,11 @@ def main() -> None:
     samples = excerpt_samples(cfg, args.blocks_per_excerpt)
     samplers = {gather: ExcerptSampler(cache, samples, batch, AugmentConfig(), generator=0, gather=gather)
                 for gather in ("index", "auto")}
-    paths = {(path, precision): (LossComputer(model, "mse", device=device, fused=path == "fused",
-                                              micro_batch=args.micro_batch if path == "fused" else 0,
-                                              precision=precision),
-                                 samplers["index" if path == "reference" else "auto"])
-             for precision in precisions for path in ("reference", "fused")}
+    paths = {(path, precision, target): (LossComputer(model, "mse", device=device, fused=path == "fused",
+                                                      micro_batch=args.micro_batch if path == "fused" else 0,
+                                                      precision=precision, target=target),
+                                         samplers["index" if path == "reference" else "auto"])
+             for target in args.targets for precision in precisions for path in ("reference", "fused")}
     blocks_per_step = batch * args.blocks_per_excerpt
 
     def step(setting) -> None:
@@ -154,7 +159,7 @@ def main() -> None:
         if args.baseline != "none" and not cuda:
             baseline = BaselineStep(args.baseline, Path(workdir), args.preset, args.model_config, batch,
                                     args.blocks_per_excerpt, torch.get_num_threads())
-        settings = ([("baseline", "fp32")] if baseline else []) + list(paths)
+        settings = ([("baseline", "fp32", "magnitude")] if baseline else []) + list(paths)
         wall = {s: [] for s in settings}
         cpu = {s: [] for s in settings}
         for s in paths:                                                   # warm-up
@@ -175,22 +180,22 @@ def main() -> None:
         if baseline:
             baseline.close()
     results, rows = [], []
-    bases = [s for s in (("baseline", "fp32"), ("reference", "fp32")) if s in wall]
+    bases = [s for s in (("baseline", "fp32", "magnitude"), ("reference", "fp32", args.targets[0])) if s in wall]
     base = {b: (statistics.median(wall[b]), statistics.median(cpu[b])) for b in bases}
     for s in settings:
         w, c = statistics.median(wall[s]), statistics.median(cpu[s])
-        entry = {"path": s[0], "precision": s[1], "batch_excerpts": batch, "blocks_per_step": blocks_per_step,
+        entry = {"path": s[0], "precision": s[1], "target": s[2], "batch_excerpts": batch, "blocks_per_step": blocks_per_step,
                  "micro_batch": args.micro_batch if s[0] == "fused" else 0,
                  "step_s": w, "cpu_s_per_step": c, "blocks_per_s": blocks_per_step / w,
                  "wall_runs": wall[s], "cpu_runs": cpu[s]}
-        row = [s[0], s[1], blocks_per_step, f"{w * 1000:.0f}", f"{c * 1000:.0f}", f"{blocks_per_step / w:,.0f}"]
+        row = [s[0], s[1], s[2], blocks_per_step, f"{w * 1000:.0f}", f"{c * 1000:.0f}", f"{blocks_per_step / w:,.0f}"]
         for b in bases:
             entry[f"speedup_wall_vs_{b[0]}"] = base[b][0] / w
             entry[f"speedup_cpu_vs_{b[0]}"] = base[b][1] / c
             row += [f"{base[b][0] / w:.2f}x", f"{base[b][1] / c:.2f}x"]
         results.append(entry)
         rows.append(row)
-    print_table(["path", "precision", "blocks/step", "wall ms/step", "CPU ms/step", "blocks/s"]
+    print_table(["path", "precision", "target", "blocks/step", "wall ms/step", "CPU ms/step", "blocks/s"]
                 + [f"vs {b[0]} ({kind})" for b in bases for kind in ("wall", "CPU")], rows)
     write_results(args.name or f"training_speed_{device.type}",
                   {"machine": info, "preset": args.preset, "model_config": json.loads(args.model_config),

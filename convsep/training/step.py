@@ -244,9 +244,11 @@ class LossComputer:
             if self.phase_sensitive:
                 mix = spectrum(sources[:, :, c].sum(1))
                 _magnitude_(mix.clone(), out=mixture[c])
-                unit = torch.view_as_real(mix).div_(mixture[c].clamp_min(torch.finfo(mixture.dtype).tiny)[..., None])
+                inverse = mixture[c].clamp_min(torch.finfo(mixture.dtype).tiny).reciprocal()
+                unit_re, unit_im = mix.real * inverse, mix.imag * inverse        # contiguous: 2x faster
                 for s in range(S):
-                    torch.sum(torch.view_as_real(spectrum(sources[:, s, c])).mul_(unit), -1, out=targets[c, s])
+                    parts = torch.view_as_real(spectrum(sources[:, s, c]))
+                    torch.mul(parts[..., 0], unit_re, out=targets[c, s]).addcmul_(parts[..., 1], unit_im)
                 continue
             mix = None
             for s in range(S):
