@@ -183,6 +183,14 @@ fine=(--init "$WORK/runs/real-wb/best.pt" "${real4[@]}" "${wide512[@]}" "${balan
 OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/real-wr" "${fine[@]}" &
 OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" "$SYNTH30_CACHE" -o "$WORK/runs/real-ws" "${fine[@]}"
 wait
+# f) The loss and the augmentation, each changed alone against real-wr (docs/results.md; none
+#    bundled: nothing passed the spread of the validation set). Two at a time, one thread each;
+#    each was stopped by hand after the epochs that docs/results.md lists.
+tweak() { local name=$1 seed=$2; shift 2
+  OMP_NUM_THREADS=1 $PY -m convsep train "$REAL_CACHE" -o "$WORK/runs/$name" "${fine[@]}" --seed "$seed" "$@"; }
+tweak real-wp 10 --target phase-sensitive & tweak real-wq 11 --target phase-sensitive --lr 2e-4 --ema 0; wait
+tweak real-wl 12 --target phase-sensitive --level-balance & tweak real-wm 12 --level-balance; wait
+tweak real-wx 13 --cross-song-p 1.0 & tweak real-wy 13 --speed-max 1.2 --speed-p 0.6; wait
 # 7. The low-latency model for real songs: step 4's model fine-tuned on the same data with the
 #    loss on the frame that causal inference at look-ahead 1 (29.0 ms) takes, one thread:
 #    a) rt-a: lr 5e-4 (cosine over 20 epochs, stopped by hand after 4; best at the first):
