@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from convsep.data.augment import AugmentConfig
 from convsep.errors import ConvSepError
 from convsep.training.losses import LOSSES
-from convsep.training.step import PRECISIONS, TARGETS
+from convsep.training.step import LEVEL_BALANCE_LOSSES, PRECISIONS, TARGETS
 
 OPTIMISERS = ("adam", "adamw", "adadelta")
 SCHEDULES = ("none", "cosine", "plateau")
@@ -73,7 +73,7 @@ class TrainConfig:
             problems.append(f"loss must be one of {', '.join(LOSSES)}")
         if self.target not in TARGETS:
             problems.append(f"target must be one of {', '.join(TARGETS)}")
-        if self.level_balance and self.loss not in ("mse", "l1"):
+        if self.level_balance and self.loss not in LEVEL_BALANCE_LOSSES:
             problems.append("level_balance needs the mse or l1 loss")
         if self.optimiser not in OPTIMISERS:
             problems.append(f"optimiser must be one of {', '.join(OPTIMISERS)}")

@@ -51,6 +51,7 @@ FUSED_LOSSES = ("mse",)
 PRECISIONS = ("fp32", "bf16")
 TARGETS = ("magnitude", "phase-sensitive")
 LEVEL_FLOOR = 0.01          # a source 20 dB under its mixture weighs half of what its energy says
+LEVEL_BALANCE_LOSSES = ("mse", "l1")
 
 
 def excerpt_samples(config, blocks_per_excerpt: int = 1) -> int:
@@ -143,7 +144,7 @@ class LossComputer:
         if target not in TARGETS:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.phase_sensitive = target == "phase-sensitive"
-        if level_balance and loss not in ("mse", "l1"):
+        if level_balance and loss not in LEVEL_BALANCE_LOSSES:
             raise ValueError(f"level balance needs the mse or l1 loss, not {loss!r}")
         self.level_balance = level_balance
         if self.bf16 and torch.device(device or "cpu").type == "cpu" and not cpu_has_native_bf16():
