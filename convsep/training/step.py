@@ -205,13 +205,14 @@ class LossComputer:
         if groups is not None:
             estimates = torch.stack([estimates[:, list(g)].sum(1) for g in groups], 1)
             targets = torch.stack([targets[:, list(g)].sum(1) for g in groups], 1)
+        scored_mixture = mix[..., position, :] * cfg.input_scale                # (N, C, T', F)
         if self.phase_sensitive:
-            targets = limit_to_mixture(targets, mix[..., position, :] * cfg.input_scale)
+            targets = limit_to_mixture(targets, scored_mixture)
         weights = self.weights
         if self.level_balance:
             B, N, G = sources.shape[0], targets.shape[0], targets.shape[1]
             levels = level_weights(targets.reshape(B, N // B, G, -1).square().mean((1, 3)),
-                                   (mix[..., position, :] * cfg.input_scale).reshape(B, -1).square().mean(1))
+                                   scored_mixture.reshape(B, -1).square().mean(1))
             levels = levels.repeat_interleave(N // B, 0)[:, :, None, None, None]   # (N, G, 1, 1, 1)
             weights = levels if weights is None else levels * weights
         if bandwidth_bins is not None:
